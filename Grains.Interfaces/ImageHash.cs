@@ -1,0 +1,15 @@
+namespace Classifier.Grains.Interfaces;
+
+/// <summary>First 128 bits of the SHA-256 of an image's bytes: the cache key and the routing key.</summary>
+/// <remarks>
+/// A cryptographic hash, so nobody can craft a second image that collides with someone else's
+/// and poisons the shared cache; 128 bits keep collisions out of reach while fitting two words.
+/// </remarks>
+[GenerateSerializer, Immutable, Alias("classifier.ImageHash")]
+public readonly record struct ImageHash([property: Id(0)] ulong High, [property: Id(1)] ulong Low)
+{
+    /// <summary>The shard (0 to <paramref name="shardCount"/> - 1) that owns this image.</summary>
+    public int ShardOf(int shardCount) => (int)(Low % (ulong)shardCount);
+
+    public override string ToString() => $"{High:x16}{Low:x16}";
+}

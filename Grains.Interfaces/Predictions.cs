@@ -1,0 +1,76 @@
+namespace Classifier.Grains.Interfaces;
+
+/// <summary>One image to classify, as the bytes the client sent.</summary>
+/// <param name="Image">The encoded image (PNG, JPEG, ...); decoded on the silo, and only on a cache miss.</param>
+/// <param name="Hash">SHA-256 prefix of <paramref name="Image"/>, computed once by the gateway.</param>
+/// <param name="TopK">How many classes to return; 0 means the model's default.</param>
+[GenerateSerializer, Immutable, Alias("classifier.PredictionRequest")]
+public sealed record PredictionRequest(
+    [property: Id(0)] byte[] Image,
+    [property: Id(1)] ImageHash Hash,
+    [property: Id(2)] int TopK);
+
+/// <summary>One class of a prediction.</summary>
+[GenerateSerializer, Immutable, Alias("classifier.ClassScore")]
+public sealed record ClassScore(
+    [property: Id(0)] string Label,
+    [property: Id(1)] int Index,
+    [property: Id(2)] float Probability);
+
+/// <summary>Why a prediction could not be made; the gateway maps each to an HTTP status.</summary>
+public enum PredictionErrorKind
+{
+    /// <summary>The bytes are not a decodable image (400).</summary>
+    InvalidImage = 1,
+
+    /// <summary>A recognised image format that this cluster does not decode (415).</summary>
+    UnsupportedFormat = 2,
+
+    /// <summary>The image exceeds the configured dimension limits (413).</summary>
+    ImageTooLarge = 3,
+
+    /// <summary>No such model or version on the silo (404).</summary>
+    ModelNotFound = 4,
+
+    /// <summary>The model exists but failed to load or is still loading (503).</summary>
+    ModelUnavailable = 5,
+
+    /// <summary>A bad request parameter, such as top_k (400).</summary>
+    BadParameter = 6,
+}
+
+/// <summary>A failed prediction: what went wrong, in words a caller can act on.</summary>
+[GenerateSerializer, Immutable, Alias("classifier.PredictionError")]
+public sealed record PredictionError(
+    [property: Id(0)] PredictionErrorKind Kind,
+    [property: Id(1)] string Message);
+
+/// <summary>A successful prediction.</summary>
+/// <param name="Scores">The top-k classes, most probable first.</param>
+/// <param name="FromCache">True when no model run was needed for this image.</param>
+/// <param name="PreprocessingMs">Decode and tensor time on the silo; 0 on a cache hit.</param>
+/// <param name="InferenceMs">Model time only; 0 on a cache hit.</param>
+/// <param name="Silo">The silo whose grain answered.</param>
+/// <param name="Provider">The ONNX Runtime execution provider that ran the model (CPU, CUDA).</param>
+[GenerateSerializer, Immutable, Alias("classifier.Prediction")]
+public sealed record Prediction(
+    [property: Id(0)] string Model,
+    [property: Id(1)] string Version,
+    [property: Id(2)] ClassScore[] Scores,
+    [property: Id(3)] bool FromCache,
+    [property: Id(4)] double PreprocessingMs,
+    [property: Id(5)] double InferenceMs,
+    [property: Id(6)] string Silo,
+    [property: Id(7)] string Provider);
+
+/// <summary>Either a <see cref="Prediction"/> or a <see cref="PredictionError"/>.</summary>
+/// <remarks>Expected failures travel as values, not exceptions: cheaper, and they never look like a silo fault.</remarks>
+[GenerateSerializer, Immutable, Alias("classifier.PredictionReply")]
+public sealed record PredictionReply(
+    [property: Id(0)] Prediction? Prediction,
+    [property: Id(1)] PredictionError? Error)
+{
+    public static PredictionReply Ok(Prediction prediction) => new(prediction, null);
+
+    public static PredictionReply Fail(PredictionErrorKind kind, string message) => new(null, new PredictionError(kind, message));
+}

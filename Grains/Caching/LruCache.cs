@@ -1,0 +1,82 @@
+using Classifier.Grains.Interfaces;
+
+namespace Classifier.Grains.Caching;
+
+/// <summary>
+/// A least-recently-used map with hit, miss and eviction counts. Not thread-safe: a grain touches it
+/// only from its own turns, which never run in parallel even when they interleave.
+/// </summary>
+public sealed class LruCache<TKey, TValue>(int capacity, Func<TValue, long> sizeOf)
+    where TKey : notnull
+{
+    private readonly Dictionary<TKey, LinkedListNode<(TKey Key, TValue Value)>> _map = new(capacity);
+    private readonly LinkedList<(TKey Key, TValue Value)> _order = new();
+
+    public int Capacity { get; } = capacity;
+
+    public int Count => _map.Count;
+
+    public long Hits { get; private set; }
+
+    public long Misses { get; private set; }
+
+    public long Evictions { get; private set; }
+
+    /// <summary>Approximate bytes held by the cached values.</summary>
+    public long Bytes { get; private set; }
+
+    /// <summary>Looks <paramref name="key"/> up, counting a hit or a miss, and marks it most recently used.</summary>
+    public bool TryGet(TKey key, out TValue value)
+    {
+        if (_map.TryGetValue(key, out var node))
+        {
+            _order.Remove(node);
+            _order.AddFirst(node);
+            Hits++;
+            value = node.Value.Value;
+            return true;
+        }
+
+        Misses++;
+        value = default!;
+        return false;
+    }
+
+    /// <summary>Counts a hit that was served without a lookup finding the entry (a request joined an identical one in flight).</summary>
+    public void CountHit() => Hits++;
+
+    /// <summary>Adds or replaces <paramref name="key"/>; returns how many entries were evicted to make room.</summary>
+    public int Set(TKey key, TValue value)
+    {
+        if (Capacity == 0)
+        {
+            return 0;
+        }
+
+        if (_map.TryGetValue(key, out var existing))
+        {
+            Bytes -= sizeOf(existing.Value.Value);
+            _order.Remove(existing);
+            _map.Remove(key);
+        }
+
+        var evicted = 0;
+        while (_map.Count >= Capacity)
+        {
+            var last = _order.Last!;
+            _order.RemoveLast();
+            _map.Remove(last.Value.Key);
+            Bytes -= sizeOf(last.Value.Value);
+            Evictions++;
+            evicted++;
+        }
+
+        _map[key] = _order.AddFirst((key, value));
+        Bytes += sizeOf(value);
+        return evicted;
+    }
+
+    public bool Contains(TKey key) => _map.ContainsKey(key);
+
+    public CacheStatistics Statistics => new(Hits, Misses, Evictions, Count, Capacity, Bytes);
+}

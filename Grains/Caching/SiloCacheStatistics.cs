@@ -1,0 +1,51 @@
+using Classifier.Grains.Interfaces;
+
+namespace Classifier.Grains.Caching;
+
+/// <summary>
+/// Sums the cache statistics of this silo's ModelGrains. Live grains are read when asked; a grain
+/// that deactivates hands its cumulative counts over first, so silo totals never go backwards.
+/// </summary>
+public sealed class SiloCacheStatistics
+{
+    private readonly object _gate = new();
+    private readonly HashSet<Func<CacheStatistics>> _live = [];
+    private CacheStatistics _retired = CacheStatistics.Empty;
+
+    /// <summary>Starts counting a grain's cache; <paramref name="read"/> is called from other threads, so it must tolerate slightly stale values.</summary>
+    public void Register(Func<CacheStatistics> read)
+    {
+        lock (_gate)
+        {
+            _live.Add(read);
+        }
+    }
+
+    /// <summary>Stops reading a deactivating grain, keeping its hits, misses and evictions.</summary>
+    public void Retire(Func<CacheStatistics> read)
+    {
+        lock (_gate)
+        {
+            if (_live.Remove(read))
+            {
+                var last = read();
+                _retired = _retired.Add(last with { Entries = 0, Capacity = 0, Bytes = 0 });
+            }
+        }
+    }
+
+    /// <summary>The silo's totals: cumulative counts, and the entries, capacity and bytes of live grains.</summary>
+    public CacheStatistics Snapshot()
+    {
+        lock (_gate)
+        {
+            var total = _retired;
+            foreach (var read in _live)
+            {
+                total = total.Add(read());
+            }
+
+            return total;
+        }
+    }
+}

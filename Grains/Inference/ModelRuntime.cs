@@ -1,0 +1,262 @@
+using System.Buffers;
+using System.Diagnostics;
+using Classifier.Grains.Interfaces;
+using Classifier.Grains.Models;
+using Classifier.Grains.Telemetry;
+using Microsoft.Extensions.Logging;
+using Microsoft.ML.OnnxRuntime;
+
+namespace Classifier.Grains.Inference;
+
+/// <summary>What one image's run produced: probabilities in label order, or why there are none.</summary>
+public readonly record struct InferenceOutcome(float[]? Probabilities, PredictionError? Error, double PreprocessingMs, double InferenceMs);
+
+/// <summary>
+/// One model version loaded on this silo: its ONNX Runtime session, shared by every grain of the
+/// version here (<c>Run</c> is thread-safe), and the preprocessing that feeds it.
+/// </summary>
+public sealed class ModelRuntime : IDisposable
+{
+    private readonly ILogger _logger;
+    private readonly RunOptions _runOptions = new();
+    private readonly string[] _inputNames;
+    private readonly string[] _outputNames;
+    private InferenceSession? _session;
+
+    public ModelRuntime(ModelVersionDefinition definition, ImageOptions imageOptions, ModelMetrics metrics, ILogger logger)
+    {
+        Definition = definition;
+        Metrics = metrics;
+        _logger = logger;
+        Preprocessor = new ImagePreprocessor(definition.Model, imageOptions);
+        _inputNames = [definition.Model.InputName];
+        _outputNames = [definition.Model.OutputName];
+        metrics.State.Set((int)Interfaces.ModelState.NotReady);
+    }
+
+    public ModelVersionDefinition Definition { get; }
+
+    public ModelDefinition Model => Definition.Model;
+
+    public ImagePreprocessor Preprocessor { get; }
+
+    public ModelMetrics Metrics { get; }
+
+    public ModelState State { get; private set; } = ModelState.NotReady;
+
+    /// <summary><c>CUDA</c> or <c>CPU</c> once loaded; <c>none</c> before or after a failure.</summary>
+    public string Provider { get; private set; } = "none";
+
+    public string? Error { get; private set; }
+
+    public double LoadMs { get; private set; }
+
+    /// <summary>Creates the session and runs one warm-up batch; on failure the model is put in the error state, never thrown.</summary>
+    public void Load(ModelsOptions options)
+    {
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            if (!File.Exists(Definition.ModelPath))
+            {
+                throw new FileNotFoundException($"{Definition.ModelPath} does not exist; put the model's ONNX file there.");
+            }
+
+            (_session, Provider) = CreateSession(options);
+            CheckSignature(_session);
+            WarmUp();
+            LoadMs = sw.Elapsed.TotalMilliseconds;
+            State = ModelState.Ready;
+            _logger.LogInformation("Model {Model} version {Version} ready on {Provider} in {LoadMs:F0} ms", Model.Name, Definition.Version, Provider, LoadMs);
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or FileNotFoundException or InvalidOperationException)
+        {
+            _session?.Dispose();
+            _session = null;
+            Provider = "none";
+            State = ModelState.Error;
+            Error = e.Message;
+            _logger.LogError("Model {Model} version {Version} failed to load: {Error}", Model.Name, Definition.Version, e.Message);
+        }
+
+        Metrics.State.Set((int)State);
+    }
+
+    private (InferenceSession, string) CreateSession(ModelsOptions options)
+    {
+        var device = options.Device;
+        if (device is "cuda" or "auto")
+        {
+            try
+            {
+                using var gpuOptions = NewSessionOptions(options);
+                gpuOptions.AppendExecutionProvider_CUDA(options.GpuDeviceId);
+                return (new InferenceSession(Definition.ModelPath, gpuOptions), "CUDA");
+            }
+            catch (OnnxRuntimeException e) when (device == "auto")
+            {
+                _logger.LogInformation("CUDA is not usable for {Model} ({Reason}); running on CPU", Model.Name, FirstLine(e.Message));
+            }
+        }
+
+        using var cpuOptions = NewSessionOptions(options);
+        return (new InferenceSession(Definition.ModelPath, cpuOptions), "CPU");
+    }
+
+    private static Microsoft.ML.OnnxRuntime.SessionOptions NewSessionOptions(ModelsOptions options) => new()
+    {
+        GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+        IntraOpNumThreads = options.IntraOpThreads,
+        ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+    };
+
+    private static string FirstLine(string s) => s.Split('\n', 2)[0].Trim();
+
+    private void CheckSignature(InferenceSession session)
+    {
+        var m = Model;
+        if (!session.InputMetadata.TryGetValue(m.InputName, out var input))
+        {
+            throw new InvalidOperationException($"config.json field 'input.name' is '{m.InputName}', but the model's inputs are: {string.Join(", ", session.InputMetadata.Keys)}.");
+        }
+
+        if (!session.OutputMetadata.ContainsKey(m.OutputName))
+        {
+            throw new InvalidOperationException($"config.json field 'output.name' is '{m.OutputName}', but the model's outputs are: {string.Join(", ", session.OutputMetadata.Keys)}.");
+        }
+
+        var expected = m.TensorShape(1);
+        var dims = input.Dimensions;
+        var matches = dims.Length == expected.Length && dims.Skip(1).Zip(expected.Skip(1)).All(p => p.First <= 0 || p.First == p.Second);
+        if (!matches)
+        {
+            throw new InvalidOperationException($"config.json field 'input.shape' gives {Shape(expected.Skip(1))} ({(m.Nhwc ? "NHWC" : "NCHW")}), but the model's input '{m.InputName}' is {Shape(dims.Select(d => (long)d))} (-1 = any).");
+        }
+
+        MaxBatchSize = dims[0] > 0 ? dims[0] : int.MaxValue;
+    }
+
+    private static string Shape(IEnumerable<long> dims) => $"[{string.Join(", ", dims)}]";
+
+    /// <summary>The largest batch the model accepts: 1 where the file fixes the batch dimension.</summary>
+    public int MaxBatchSize { get; private set; } = 1;
+
+    private void WarmUp()
+    {
+        var tensor = new float[Model.TensorLength];
+        var output = RunBatch(tensor, 1);
+        if (output.Length != Model.Labels.Length)
+        {
+            throw new InvalidOperationException($"The model's output '{Model.OutputName}' has {output.Length} values per image, but config.json lists {Model.Labels.Length} labels.");
+        }
+    }
+
+    /// <summary>Preprocesses and classifies one image, off the caller's thread. Never throws for bad input.</summary>
+    public Task<InferenceOutcome> PredictAsync(byte[] image) => Task.Run(() => Predict(image));
+
+    private InferenceOutcome Predict(byte[] image)
+    {
+        if (State != ModelState.Ready)
+        {
+            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? "still loading"}."), 0, 0);
+        }
+
+        var length = Model.TensorLength;
+        var tensor = ArrayPool<float>.Shared.Rent(length);
+        try
+        {
+            var start = Stopwatch.GetTimestamp();
+            var error = Preprocessor.Preprocess(image, tensor.AsSpan(0, length));
+            var preprocessed = Stopwatch.GetTimestamp();
+            var preprocessingSeconds = Stopwatch.GetElapsedTime(start, preprocessed).TotalSeconds;
+            if (error is not null)
+            {
+                return new(null, error, preprocessingSeconds * 1000, 0);
+            }
+
+            Metrics.Preprocessing.Observe(preprocessingSeconds);
+            var probabilities = RunBatch(tensor, 1);
+            var inferenceSeconds = Stopwatch.GetElapsedTime(preprocessed).TotalSeconds;
+            Metrics.Inference.Observe(inferenceSeconds);
+            return new(probabilities, null, preprocessingSeconds * 1000, inferenceSeconds * 1000);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(tensor);
+        }
+    }
+
+    /// <summary>Runs <paramref name="count"/> images laid out one after another in <paramref name="tensor"/>; answers their probabilities concatenated.</summary>
+    private float[] RunBatch(float[] tensor, int count)
+    {
+        var session = _session ?? throw new InvalidOperationException("The session is not loaded.");
+        var memory = new Memory<float>(tensor, 0, Model.TensorLength * count);
+        using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, Model.TensorShape(count));
+        using var outputs = session.Run(_runOptions, _inputNames, [input], _outputNames);
+        var result = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        if (Model.OutputIsLogits)
+        {
+            Softmax(result, result.Length / count);
+        }
+
+        return result;
+    }
+
+    /// <summary>In-place softmax over each consecutive run of <paramref name="classes"/> values.</summary>
+    internal static void Softmax(Span<float> values, int classes)
+    {
+        for (var offset = 0; offset + classes <= values.Length; offset += classes)
+        {
+            var row = values.Slice(offset, classes);
+            var max = float.NegativeInfinity;
+            foreach (var v in row)
+            {
+                max = Math.Max(max, v);
+            }
+
+            var sum = 0f;
+            for (var i = 0; i < row.Length; i++)
+            {
+                row[i] = MathF.Exp(row[i] - max);
+                sum += row[i];
+            }
+
+            for (var i = 0; i < row.Length; i++)
+            {
+                row[i] /= sum;
+            }
+        }
+    }
+
+    /// <summary>The <paramref name="k"/> most probable classes, most probable first.</summary>
+    public ClassScore[] TopK(float[] probabilities, int k)
+    {
+        k = Math.Clamp(k, 1, probabilities.Length);
+        var best = new List<int>(k + 1);
+        for (var i = 0; i < probabilities.Length; i++)
+        {
+            var at = best.Count;
+            while (at > 0 && probabilities[best[at - 1]] < probabilities[i])
+            {
+                at--;
+            }
+
+            if (at < k)
+            {
+                best.Insert(at, i);
+                if (best.Count > k)
+                {
+                    best.RemoveAt(k);
+                }
+            }
+        }
+
+        return best.Select(i => new ClassScore(Model.Labels[i], i, probabilities[i])).ToArray();
+    }
+
+    public void Dispose()
+    {
+        _session?.Dispose();
+        _runOptions.Dispose();
+    }
+}

@@ -1,0 +1,105 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Classifier.Grains.Models;
+
+/// <summary>The contents of <c>&lt;repo&gt;/&lt;model&gt;/config.json</c>, as written by the user.</summary>
+public sealed class ModelConfig
+{
+    /// <summary>Free text shown by <c>GET /models</c>.</summary>
+    public string? Description { get; set; }
+
+    /// <summary>The model's input tensor and the preprocessing that produces it.</summary>
+    public InputConfig? Input { get; set; }
+
+    /// <summary>The model's output tensor.</summary>
+    public OutputConfig? Output { get; set; }
+
+    /// <summary>Class labels, in output order. Give either this or <see cref="LabelsFile"/>.</summary>
+    public string[]? Labels { get; set; }
+
+    /// <summary>A text file beside config.json with one label per line, in output order.</summary>
+    public string? LabelsFile { get; set; }
+
+    /// <summary>How many classes an answer holds when the request does not say.</summary>
+    public int TopK { get; set; } = 5;
+
+    internal static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNameCaseInsensitive = true,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+}
+
+/// <summary>The input tensor and its preprocessing.</summary>
+public sealed class InputConfig
+{
+    /// <summary>The ONNX input name, as the model declares it.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>
+    /// The shape of one image without the batch dimension: [channels, height, width] for NCHW,
+    /// [height, width, channels] for NHWC.
+    /// </summary>
+    public int[]? Shape { get; set; }
+
+    /// <summary><c>NCHW</c> (PyTorch, Paddle) or <c>NHWC</c> (TensorFlow).</summary>
+    public string Layout { get; set; } = "NCHW";
+
+    /// <summary><c>RGB</c>, <c>BGR</c> or <c>GRAY</c> (one channel).</summary>
+    public string ColorOrder { get; set; } = "RGB";
+
+    /// <summary>See <see cref="ResizeMode"/>: <c>center-crop</c>, <c>keep-aspect-pad</c> or <c>stretch</c>.</summary>
+    public string Resize { get; set; } = "center-crop";
+
+    /// <summary>For <c>center-crop</c>: the shorter side is resized to this before cropping (torchvision's Resize(256) then CenterCrop(224)). Default: the crop size.</summary>
+    public int? ResizeShorterSide { get; set; }
+
+    /// <summary>Each 0-255 pixel value is multiplied by this before the mean is subtracted; 1/255 maps to 0-1.</summary>
+    public float Scale { get; set; } = 1f / 255f;
+
+    /// <summary>Per-channel mean, in the model's channel order (one value applies to all channels).</summary>
+    public float[] Mean { get; set; } = [0f];
+
+    /// <summary>Per-channel standard deviation, in the model's channel order (one value applies to all channels).</summary>
+    public float[] Std { get; set; } = [1f];
+
+    /// <summary>The value written into padding, after normalisation.</summary>
+    public float PadValue { get; set; }
+}
+
+/// <summary>The output tensor.</summary>
+public sealed class OutputConfig
+{
+    /// <summary>The ONNX output name, as the model declares it.</summary>
+    public string? Name { get; set; }
+
+    /// <summary><c>probabilities</c> (already softmaxed) or <c>logits</c> (softmax is applied).</summary>
+    public string Type { get; set; } = "logits";
+}
+
+/// <summary>How an image of any size becomes the model's input size.</summary>
+public enum ResizeMode
+{
+    /// <summary>Resize the shorter side, then cut the centre (ImageNet classifiers).</summary>
+    CenterCrop,
+
+    /// <summary>
+    /// Resize to the input height keeping the aspect ratio, width capped at the input width, then pad
+    /// the right side (PaddleOCR's text classifiers). An image wider than the cap is squeezed to it.
+    /// </summary>
+    KeepAspectPad,
+
+    /// <summary>Resize both sides to the input size, ignoring the aspect ratio.</summary>
+    Stretch,
+}
+
+/// <summary>Channel order of the input tensor.</summary>
+public enum ColorOrder
+{
+    Rgb,
+    Bgr,
+    Gray,
+}

@@ -1,0 +1,48 @@
+using Classifier.Grains.Interfaces;
+
+namespace Classifier.Grains.Models;
+
+/// <summary>A validated model config: everything preprocessing and inference need, resolved.</summary>
+public sealed record ModelDefinition(
+    string Name,
+    string? Description,
+    string InputName,
+    bool Nhwc,
+    int Channels,
+    int Height,
+    int Width,
+    ColorOrder ColorOrder,
+    ResizeMode Resize,
+    int ResizeShorterSide,
+    float Scale,
+    float[] Mean,
+    float[] Std,
+    float PadValue,
+    string OutputName,
+    bool OutputIsLogits,
+    string[] Labels,
+    int TopK)
+{
+    /// <summary>Floats in one image's tensor.</summary>
+    public int TensorLength => Channels * Height * Width;
+
+    /// <summary>The tensor shape of a batch of <paramref name="batch"/> images.</summary>
+    public long[] TensorShape(int batch) => Nhwc
+        ? [batch, Height, Width, Channels]
+        : [batch, Channels, Height, Width];
+
+    public InputSpec ToInputSpec() => new(
+        InputName,
+        Nhwc ? [Height, Width, Channels] : [Channels, Height, Width],
+        Nhwc ? "NHWC" : "NCHW",
+        ColorOrder.ToString().ToUpperInvariant(),
+        Resize switch
+        {
+            ResizeMode.CenterCrop => "center-crop",
+            ResizeMode.KeepAspectPad => "keep-aspect-pad",
+            _ => "stretch",
+        });
+}
+
+/// <summary>One version folder of a model: <c>&lt;repo&gt;/&lt;model&gt;/&lt;version&gt;/model.onnx</c>.</summary>
+public sealed record ModelVersionDefinition(ModelDefinition Model, string Version, string ModelPath);

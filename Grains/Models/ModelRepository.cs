@@ -1,0 +1,233 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Classifier.Grains.Models;
+
+/// <summary>A model repository on disk could not be read; the message names the file and the field.</summary>
+public sealed class ModelConfigException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Reads a Triton-style model repository: one folder per model holding <c>config.json</c> and one
+/// numbered folder per version holding <c>model.onnx</c>.
+/// </summary>
+public static partial class ModelRepository
+{
+    public const string ConfigFileName = "config.json";
+    public const string ModelFileName = "model.onnx";
+
+    /// <summary>Model folder names double as URL segments and grain-key parts, so they stay plain.</summary>
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,63}$")]
+    public static partial Regex ModelNamePattern();
+
+    /// <summary>Reads every model in <paramref name="root"/>; throws <see cref="ModelConfigException"/> on the first bad config.</summary>
+    public static IReadOnlyList<ModelVersionDefinition> Load(string root)
+    {
+        var fullRoot = Path.GetFullPath(root);
+        if (!Directory.Exists(fullRoot))
+        {
+            throw new ModelConfigException($"Model repository '{fullRoot}' does not exist. Set Models:Repository (env Models__Repository) to a folder holding one sub-folder per model.");
+        }
+
+        var versions = new List<ModelVersionDefinition>();
+        foreach (var modelDir in Directory.EnumerateDirectories(fullRoot).Order(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(modelDir);
+            if (name.StartsWith('.'))
+            {
+                continue;
+            }
+
+            if (!ModelNamePattern().IsMatch(name))
+            {
+                throw new ModelConfigException($"{modelDir}: model folder name '{name}' must be lower-case letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit.");
+            }
+
+            var definition = ReadConfig(Path.Combine(modelDir, ConfigFileName), name);
+            var found = Directory.EnumerateDirectories(modelDir)
+                .Select(Path.GetFileName)
+                .Where(v => v is not null && int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+                .Select(v => v!)
+                .OrderBy(v => int.Parse(v, CultureInfo.InvariantCulture))
+                .ToList();
+            if (found.Count == 0)
+            {
+                throw new ModelConfigException($"{modelDir}: no version folder. Put the model at {Path.Combine(modelDir, "1", ModelFileName)}.");
+            }
+
+            versions.AddRange(found.Select(v => new ModelVersionDefinition(definition, v, Path.Combine(modelDir, v, ModelFileName))));
+        }
+
+        if (versions.Count == 0)
+        {
+            throw new ModelConfigException($"Model repository '{fullRoot}' holds no model folder.");
+        }
+
+        return versions;
+    }
+
+    /// <summary>Reads and validates one config.json.</summary>
+    public static ModelDefinition ReadConfig(string configPath, string modelName)
+    {
+        if (!File.Exists(configPath))
+        {
+            throw new ModelConfigException($"{configPath}: file not found. Each model folder needs a config.json (see the README's 'Adding your own model').");
+        }
+
+        ModelConfig? config;
+        try
+        {
+            config = JsonSerializer.Deserialize<ModelConfig>(File.ReadAllText(configPath), ModelConfig.JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            var where = e.Path is null ? "" : $" at '{e.Path.TrimStart('$', '.')}'";
+            throw new ModelConfigException($"{configPath}: invalid JSON{where} (line {e.LineNumber + 1}): {e.Message}", e);
+        }
+
+        if (config is null)
+        {
+            throw new ModelConfigException($"{configPath}: the file is empty or 'null'.");
+        }
+
+        return Validate(config, configPath, modelName);
+    }
+
+    private static ModelDefinition Validate(ModelConfig c, string file, string name)
+    {
+        ModelConfigException Bad(string field, string problem) => new($"{file}: field '{field}' {problem}");
+
+        var input = c.Input ?? throw Bad("input", "is missing: give the input tensor's name, shape and preprocessing.");
+        if (string.IsNullOrWhiteSpace(input.Name))
+        {
+            throw Bad("input.name", "is missing: give the ONNX input name (for example \"input\" or \"x\").");
+        }
+
+        var nhwc = input.Layout.ToUpperInvariant() switch
+        {
+            "NCHW" => false,
+            "NHWC" => true,
+            _ => throw Bad("input.layout", $"is '{input.Layout}': use \"NCHW\" or \"NHWC\"."),
+        };
+
+        if (input.Shape is not { Length: 3 } shape || shape.Any(d => d <= 0))
+        {
+            throw Bad("input.shape", "must be three positive numbers without the batch dimension: [channels, height, width] for NCHW, [height, width, channels] for NHWC.");
+        }
+
+        var (channels, height, width) = nhwc ? (shape[2], shape[0], shape[1]) : (shape[0], shape[1], shape[2]);
+        if (height > 4096 || width > 4096)
+        {
+            throw Bad("input.shape", $"asks for {height}x{width}; at most 4096x4096 is supported.");
+        }
+
+        var color = input.ColorOrder.ToUpperInvariant() switch
+        {
+            "RGB" => ColorOrder.Rgb,
+            "BGR" => ColorOrder.Bgr,
+            "GRAY" or "GREY" => ColorOrder.Gray,
+            _ => throw Bad("input.colorOrder", $"is '{input.ColorOrder}': use \"RGB\", \"BGR\" or \"GRAY\"."),
+        };
+        var expectedChannels = color == ColorOrder.Gray ? 1 : 3;
+        if (channels != expectedChannels)
+        {
+            throw Bad("input.shape", $"has {channels} channels, but colorOrder {input.ColorOrder} needs {expectedChannels}.");
+        }
+
+        var resize = input.Resize.ToLowerInvariant() switch
+        {
+            "center-crop" => ResizeMode.CenterCrop,
+            "keep-aspect-pad" => ResizeMode.KeepAspectPad,
+            "stretch" => ResizeMode.Stretch,
+            _ => throw Bad("input.resize", $"is '{input.Resize}': use \"center-crop\", \"keep-aspect-pad\" or \"stretch\"."),
+        };
+
+        var shorter = input.ResizeShorterSide ?? Math.Min(height, width);
+        if (shorter < Math.Min(height, width) || shorter > 8192)
+        {
+            throw Bad("input.resizeShorterSide", $"is {shorter}: it must be at least the crop size ({Math.Min(height, width)}) and at most 8192.");
+        }
+
+        if (!float.IsFinite(input.Scale) || input.Scale == 0)
+        {
+            throw Bad("input.scale", "must be a non-zero number (1/255 = 0.00392156862745098 maps pixels to 0..1).");
+        }
+
+        var mean = PerChannel(input.Mean, channels, "input.mean", Bad);
+        var std = PerChannel(input.Std, channels, "input.std", Bad);
+        if (std.Any(s => s == 0 || !float.IsFinite(s)))
+        {
+            throw Bad("input.std", "must not contain 0.");
+        }
+
+        var output = c.Output ?? throw Bad("output", "is missing: give the output tensor's name and type.");
+        if (string.IsNullOrWhiteSpace(output.Name))
+        {
+            throw Bad("output.name", "is missing: give the ONNX output name.");
+        }
+
+        var logits = output.Type.ToLowerInvariant() switch
+        {
+            "logits" => true,
+            "probabilities" => false,
+            _ => throw Bad("output.type", $"is '{output.Type}': use \"logits\" (softmax is applied) or \"probabilities\"."),
+        };
+
+        var labels = ReadLabels(c, file, Bad);
+        if (c.TopK < 1 || c.TopK > labels.Length)
+        {
+            throw Bad("topK", $"is {c.TopK}: it must be between 1 and the number of labels ({labels.Length}).");
+        }
+
+        return new ModelDefinition(
+            name, c.Description, input.Name, nhwc, channels, height, width, color, resize, shorter,
+            input.Scale, mean, std, input.PadValue, output.Name, logits, labels, c.TopK);
+    }
+
+    private static float[] PerChannel(float[]? values, int channels, string field, Func<string, string, ModelConfigException> bad)
+    {
+        if (values is null || (values.Length != 1 && values.Length != channels))
+        {
+            throw bad(field, $"must hold 1 or {channels} numbers (one per channel, in the model's channel order).");
+        }
+
+        return values.Length == channels ? values : Enumerable.Repeat(values[0], channels).ToArray();
+    }
+
+    private static string[] ReadLabels(ModelConfig c, string file, Func<string, string, ModelConfigException> bad)
+    {
+        if (c.Labels is not null && c.LabelsFile is not null)
+        {
+            throw bad("labels", "and 'labelsFile' are both given: keep one.");
+        }
+
+        string[] labels;
+        if (c.LabelsFile is not null)
+        {
+            var dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
+            var path = Path.GetFullPath(Path.Combine(dir, c.LabelsFile));
+            if (!path.StartsWith(dir + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                throw bad("labelsFile", $"'{c.LabelsFile}' points outside the model folder.");
+            }
+
+            if (!File.Exists(path))
+            {
+                throw bad("labelsFile", $"names '{path}', which does not exist.");
+            }
+
+            labels = File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
+        }
+        else
+        {
+            labels = c.Labels ?? throw bad("labels", "is missing: give the class labels inline (\"labels\": [...]) or in a file (\"labelsFile\": \"labels.txt\").");
+        }
+
+        if (labels.Length == 0)
+        {
+            throw bad(c.LabelsFile is null ? "labels" : "labelsFile", "holds no label.");
+        }
+
+        return labels;
+    }
+}

@@ -1,0 +1,79 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace Classifier.Grains;
+
+/// <summary>Where models come from and what runs them.</summary>
+public sealed class ModelsOptions
+{
+    public const string SectionName = "Models";
+
+    /// <summary>The model repository folder (one sub-folder per model). Default <c>models</c>.</summary>
+    [Required]
+    public string Repository { get; set; } = "models";
+
+    /// <summary><c>auto</c> (CUDA when it loads, else CPU), <c>cpu</c> or <c>cuda</c> (a model fails rather than fall back).</summary>
+    [Required, RegularExpression("^(auto|cpu|cuda)$", ErrorMessage = "Models:Device must be auto, cpu or cuda.")]
+    public string Device { get; set; } = "auto";
+
+    /// <summary>The CUDA device ordinal used when the device is <c>cuda</c> or <c>auto</c>.</summary>
+    [Range(0, 64)]
+    public int GpuDeviceId { get; set; }
+
+    /// <summary>ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime use one per core.</summary>
+    [Range(0, 256)]
+    public int IntraOpThreads { get; set; }
+}
+
+/// <summary>The per-grain prediction cache.</summary>
+public sealed class CacheOptions
+{
+    public const string SectionName = "Cache";
+
+    /// <summary>Entries each ModelGrain keeps (LRU). Default 128, the original's capacity; 0 turns caching off.</summary>
+    [Range(0, 1_000_000)]
+    public int Capacity { get; set; } = 128;
+}
+
+/// <summary>What the silo agrees to decode.</summary>
+public sealed class ImageOptions
+{
+    public const string SectionName = "Images";
+
+    /// <summary>Formats decoded; others answer 415. Known: jpeg, png, gif, webp, bmp, tga, tiff, pbm.</summary>
+    [Required, MinLength(1)]
+    public string[] AllowedFormats { get; set; } = ["jpeg", "png", "gif", "webp"];
+
+    /// <summary>Largest width accepted, read from the header before decoding.</summary>
+    [Range(1, 65535)]
+    public int MaxWidth { get; set; } = 10_000;
+
+    /// <summary>Largest height accepted, read from the header before decoding.</summary>
+    [Range(1, 65535)]
+    public int MaxHeight { get; set; } = 10_000;
+
+    /// <summary>Largest width x height accepted: bounds decode memory at 3 bytes a pixel (40 MP = 120 MB).</summary>
+    [Range(1, 1_000_000_000)]
+    public long MaxPixels { get; set; } = 40_000_000;
+}
+
+/// <summary>How silos share cache statistics and model status.</summary>
+public sealed class ClusterStatsOptions
+{
+    public const string SectionName = "ClusterStats";
+
+    /// <summary>How often each silo reports to the cluster grain and refreshes <c>cluster_cache_hit_rate</c>; at most 15 s.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:00:15")]
+    public TimeSpan ReportInterval { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+internal sealed class ImageOptionsValidator : IValidateOptions<ImageOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ImageOptions options)
+    {
+        var unknown = options.AllowedFormats.Where(f => !ImageFormats.IsKnown(f)).ToArray();
+        return unknown.Length == 0
+            ? ValidateOptionsResult.Success
+            : ValidateOptionsResult.Fail($"Images:AllowedFormats names unknown format(s) {string.Join(", ", unknown)}; known: {string.Join(", ", ImageFormats.Known)}.");
+    }
+}

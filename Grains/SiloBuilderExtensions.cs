@@ -1,0 +1,60 @@
+using System.Reflection;
+using Classifier.Grains.Caching;
+using Classifier.Grains.Cluster;
+using Classifier.Grains.Inference;
+using Classifier.Grains.Telemetry;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Classifier.Grains;
+
+/// <summary>Registers the classifier's grains and their silo-level services.</summary>
+public static class SiloBuilderExtensions
+{
+    /// <summary>
+    /// Adds model loading, caching statistics, metrics and cluster reporting to a silo. Options bind
+    /// from the sections named by each options class. A silo that registered its own
+    /// <see cref="Prometheus.CollectorRegistry"/> first keeps it; otherwise the default registry is used.
+    /// </summary>
+    public static ISiloBuilder AddClassifierGrains(this ISiloBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<CacheOptions>().BindConfiguration(CacheOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ImageOptions>().BindConfiguration(ImageOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ClusterStatsOptions>().BindConfiguration(ClusterStatsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ImageOptions>, ImageOptionsValidator>();
+
+        services.TryAddSingleton(Prometheus.Metrics.DefaultRegistry);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(sp =>
+        {
+            var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>());
+            var (version, build) = BuildInfo.Of(Assembly.GetExecutingAssembly());
+            metrics.AppInfo.WithLabels(version, build, "silo").Set(1);
+            return metrics;
+        });
+        services.AddSingleton<SiloCacheStatistics>();
+        services.AddSingleton<SystemMetricsSampler>();
+        services.AddSingleton<ModelCatalog>();
+        services.AddSingleton<ClusterReporter>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ClusterReporter>());
+        services.AddSingleton<SiloGauges>();
+        return builder;
+    }
+}
+
+/// <summary>The application's version and the commit it was built from.</summary>
+public static class BuildInfo
+{
+    public static (string Version, string Build) Of(Assembly assembly)
+    {
+        var informational = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
+        var plus = informational.IndexOf('+', StringComparison.Ordinal);
+        return plus < 0
+            ? (informational, "dev")
+            : (informational[..plus], informational[(plus + 1)..][..Math.Min(12, informational.Length - plus - 1)]);
+    }
+}

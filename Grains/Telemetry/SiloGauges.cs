@@ -1,0 +1,32 @@
+using Classifier.Grains.Caching;
+using Classifier.Grains.Inference;
+
+namespace Classifier.Grains.Telemetry;
+
+/// <summary>Refreshes the silo's point-in-time gauges from their sources just before each scrape.</summary>
+public sealed class SiloGauges
+{
+    public SiloGauges(SiloMetrics metrics, SiloCacheStatistics statistics, ModelCatalog catalog, SystemMetricsSampler system)
+    {
+        metrics.Registry.AddBeforeCollectCallback(() =>
+        {
+            var cache = statistics.Snapshot();
+            metrics.CacheHitRate.Set(cache.HitRate);
+            metrics.CacheSize.Set(cache.Entries);
+            metrics.CacheCapacity.Set(cache.Capacity);
+            metrics.CacheMemory.Set(cache.Bytes);
+            foreach (var runtime in catalog.Runtimes)
+            {
+                var (model, version) = (runtime.Model.Name, runtime.Definition.Version);
+                runtime.Metrics.State.Set((int)runtime.State);
+                metrics.ModelLoad.WithLabels(model, version).Set(runtime.LoadMs / 1000);
+                if (runtime.Provider != "none")
+                {
+                    metrics.ModelProvider.WithLabels(model, version, runtime.Provider).Set(1);
+                }
+            }
+
+            system.Sample();
+        });
+    }
+}

@@ -1,0 +1,107 @@
+using Prometheus;
+
+namespace Classifier.Grains.Telemetry;
+
+/// <summary>
+/// Every metric a silo exports. One instance per silo, bound to that silo's registry, rather than
+/// static fields: several silos hosted in one process (the in-process test cluster) must not share
+/// counts. Labelled children are resolved once per model version (<see cref="ForModel"/>) and kept.
+/// </summary>
+public sealed class SiloMetrics
+{
+    /// <summary>The original's inference buckets (0.05 .. 5 s), extended downwards for GPU and small-model timings.</summary>
+    public static readonly double[] DurationBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
+
+    private static readonly string[] ModelLabels = ["model", "version"];
+
+    public SiloMetrics(CollectorRegistry registry)
+    {
+        Registry = registry;
+        var f = Prometheus.Metrics.WithCustomRegistry(registry);
+        Predictions = f.CreateCounter("predictions_total", "Predictions answered by this silo's grains, by outcome: success (model ran), cache_hit, error.", "status");
+        PredictionSuccess = Predictions.WithLabels("success");
+        PredictionCacheHit = Predictions.WithLabels("cache_hit");
+        PredictionError = Predictions.WithLabels("error");
+        Inference = f.CreateHistogram("inference_duration_seconds", "Model execution time in seconds (ONNX Runtime Run only; preprocessing excluded).",
+            new HistogramConfiguration { LabelNames = ModelLabels, Buckets = DurationBuckets });
+        Preprocessing = f.CreateHistogram("preprocessing_duration_seconds", "Image decode, resize and tensor fill time in seconds, on cache misses only.",
+            new HistogramConfiguration { LabelNames = ModelLabels, Buckets = DurationBuckets });
+        CacheHits = f.CreateCounter("cache_hits_total", "Prediction-cache lookups answered from a grain cache on this silo.", ModelLabels);
+        CacheMisses = f.CreateCounter("cache_misses_total", "Prediction-cache lookups that found nothing on this silo.", ModelLabels);
+        CacheEvictions = f.CreateCounter("cache_evictions_total", "Entries dropped from grain caches on this silo to make room (LRU).", ModelLabels);
+        CacheHitRate = f.CreateGauge("cache_hit_rate", "hits / (hits + misses) over this silo's ModelGrains since start, 0 to 1.");
+        CacheSize = f.CreateGauge("cache_size_current", "Entries now held by this silo's ModelGrain caches.");
+        CacheCapacity = f.CreateGauge("cache_capacity", "Entries this silo's active ModelGrain caches can hold together (per-grain capacity x active grains).");
+        CacheMemory = f.CreateGauge("cache_memory_bytes", "Approximate bytes held by cached predictions on this silo.");
+        ClusterCacheHitRate = f.CreateGauge("cluster_cache_hit_rate", "hits / (hits + misses) over every ModelGrain in the cluster, 0 to 1, aggregated from the grains' statistics; the same on every silo within one refresh.");
+        ModelState = f.CreateGauge("model_state", "Model version state on this silo: 0 = not ready, 1 = ready, 2 = error.", ModelLabels);
+        ModelProvider = f.CreateGauge("model_execution_provider", "1 for the ONNX Runtime execution provider running this model version on this silo.", "model", "version", "provider");
+        ModelLoad = f.CreateGauge("model_load_duration_seconds", "Time taken to create this model version's ONNX Runtime session, in seconds.", ModelLabels);
+        SystemCpu = f.CreateGauge("system_cpu_percent", "Whole-machine CPU use, 0 to 100, over the last sampling interval.");
+        SystemMemory = f.CreateGauge("system_memory_percent", "Whole-machine memory in use (total - available), 0 to 100.");
+        ProcessMemory = f.CreateGauge("process_memory_bytes", "This process's memory in bytes: rss (resident) or vms (virtual).", "type");
+        AppInfo = f.CreateGauge("app_info", "Always 1; the labels say what is running.", "version", "build", "role");
+    }
+
+    public CollectorRegistry Registry { get; }
+
+    public Counter Predictions { get; }
+
+    public Counter.Child PredictionSuccess { get; }
+
+    public Counter.Child PredictionCacheHit { get; }
+
+    public Counter.Child PredictionError { get; }
+
+    public Histogram Inference { get; }
+
+    public Histogram Preprocessing { get; }
+
+    public Counter CacheHits { get; }
+
+    public Counter CacheMisses { get; }
+
+    public Counter CacheEvictions { get; }
+
+    public Gauge CacheHitRate { get; }
+
+    public Gauge CacheSize { get; }
+
+    public Gauge CacheCapacity { get; }
+
+    public Gauge CacheMemory { get; }
+
+    public Gauge ClusterCacheHitRate { get; }
+
+    public Gauge ModelState { get; }
+
+    public Gauge ModelProvider { get; }
+
+    public Gauge ModelLoad { get; }
+
+    public Gauge SystemCpu { get; }
+
+    public Gauge SystemMemory { get; }
+
+    public Gauge ProcessMemory { get; }
+
+    public Gauge AppInfo { get; }
+
+    /// <summary>The labelled children of one model version, resolved once.</summary>
+    public ModelMetrics ForModel(string model, string version) => new(
+        Inference.WithLabels(model, version),
+        Preprocessing.WithLabels(model, version),
+        CacheHits.WithLabels(model, version),
+        CacheMisses.WithLabels(model, version),
+        CacheEvictions.WithLabels(model, version),
+        ModelState.WithLabels(model, version));
+}
+
+/// <summary>One model version's metric children, kept by its runtime so the hot path does no label look-up.</summary>
+public sealed record ModelMetrics(
+    Histogram.Child Inference,
+    Histogram.Child Preprocessing,
+    Counter.Child CacheHits,
+    Counter.Child CacheMisses,
+    Counter.Child CacheEvictions,
+    Gauge.Child State);

@@ -1,0 +1,20 @@
+using Classifier.Grains.Models;
+using Classifier.Silo;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddClassifierSilo();
+
+var app = builder.Build();
+app.MapSiloEndpoints();
+
+try
+{
+    await app.RunAsync();
+    return 0;
+}
+catch (Exception e) when (e.FindInner<ModelConfigException>() is { } config)
+{
+    // A bad model repository is the user's to fix: say what and where, without a stack trace.
+    await Console.Error.WriteLineAsync($"error: {config.Message}");
+    return 2;
+}
