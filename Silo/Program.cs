@@ -1,7 +1,8 @@
 using Classifier.Grains.Models;
 using Classifier.Silo;
 
-var builder = WebApplication.CreateBuilder(args);
+// Settings files live beside the binary, wherever the process is started from.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddClassifierSilo();
 
 var app = builder.Build();

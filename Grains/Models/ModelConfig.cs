@@ -21,8 +21,8 @@ public sealed class ModelConfig
     /// <summary>A text file beside config.json with one label per line, in output order.</summary>
     public string? LabelsFile { get; set; }
 
-    /// <summary>How many classes an answer holds when the request does not say.</summary>
-    public int TopK { get; set; } = 5;
+    /// <summary>How many classes an answer holds when the request does not say; default 5, or fewer when the model has fewer classes.</summary>
+    public int? TopK { get; set; }
 
     internal static readonly JsonSerializerOptions JsonOptions = new()
     {

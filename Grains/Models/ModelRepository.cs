@@ -174,14 +174,15 @@ public static partial class ModelRepository
         };
 
         var labels = ReadLabels(c, file, Bad);
-        if (c.TopK < 1 || c.TopK > labels.Length)
+        var topK = c.TopK ?? Math.Min(5, labels.Length);
+        if (topK < 1 || topK > labels.Length)
         {
-            throw Bad("topK", $"is {c.TopK}: it must be between 1 and the number of labels ({labels.Length}).");
+            throw Bad("topK", $"is {topK}: it must be between 1 and the number of labels ({labels.Length}).");
         }
 
         return new ModelDefinition(
             name, c.Description, input.Name, nhwc, channels, height, width, color, resize, shorter,
-            input.Scale, mean, std, input.PadValue, output.Name, logits, labels, c.TopK);
+            input.Scale, mean, std, input.PadValue, output.Name, logits, labels, topK);
     }
 
     private static float[] PerChannel(float[]? values, int channels, string field, Func<string, string, ModelConfigException> bad)

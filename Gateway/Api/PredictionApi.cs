@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using System.Globalization;
+using Classifier.Gateway.Cluster;
+using Classifier.Grains.Interfaces;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace Classifier.Gateway.Api;
+
+/// <summary>One class of an answer.</summary>
+public sealed record PredictionItem(string Label, int Index, float Probability);
+
+/// <summary>Where the time went, in milliseconds.</summary>
+public sealed record PredictionTimings(double PreprocessingMs, double InferenceMs, double TotalMs);
+
+/// <summary>The answer to one image.</summary>
+public sealed record PredictionResponse(
+    string Model, string Version, PredictionItem[] Predictions, bool Cached, PredictionTimings Timings, string Silo, string Provider);
+
+/// <summary>One image's place in a batch answer: a result or a problem.</summary>
+public sealed record BatchItem(int Index, string? FileName, PredictionResponse? Result, ProblemBody? Error);
+
+/// <summary>The RFC 7807 fields of a per-image error inside a batch answer.</summary>
+public sealed record ProblemBody(int Status, string Title, string Detail);
+
+/// <summary>The answer to <c>POST /predict/batch</c>, in upload order.</summary>
+public sealed record BatchResponse(BatchItem[] Results);
+
+/// <summary><c>POST /predict</c> and <c>POST /predict/batch</c>.</summary>
+public static class PredictionApi
+{
+    public static IEndpointRouteBuilder MapPredictionApi(this IEndpointRouteBuilder routes)
+    {
+        var group = routes.MapGroup("/predict").WithTags("Predictions");
+        group.MapPost("", PredictAsync).DisableAntiforgery();
+        group.MapPost("/batch", PredictBatchAsync).DisableAntiforgery();
+        return routes;
+    }
+
+    /// <summary>Parsed query parameters shared by both endpoints.</summary>
+    private readonly record struct Query(string Model, string? Version, int TopK, ProblemHttpResult? Problem);
+
+    public static async Task<Results<Ok<PredictionResponse>, ProblemHttpResult>> PredictAsync(
+        HttpRequest request, ClusterView cluster, PredictionRouter router, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var query = ParseQuery(request, options.Value);
+        if (query.Problem is not null)
+        {
+            return query.Problem;
+        }
+
+        var upload = await ImageUploads.ReadSingleAsync(request, options.Value.MaxImageBytes, cancellationToken);
+        if (upload.Bytes is null)
+        {
+            return Problems.Of(upload.Status, upload.Problem!);
+        }
+
+        var route = await cluster.RouteAsync(query.Model, query.Version, cancellationToken);
+        if (route.Problem is not null)
+        {
+            return Problems.Of(route.StatusCode, route.Problem);
+        }
+
+        if (TopKProblem(query.TopK, route.LabelCount, query.Model) is { } topKProblem)
+        {
+            return topKProblem;
+        }
+
+        var reply = await router.PredictAsync(query.Model, route.Version!, upload.Bytes, query.TopK, cancellationToken);
+        return reply switch
+        {
+            null => Problems.NoSilo(),
+            { Prediction: { } p } => TypedResults.Ok(ToResponse(p, started)),
+            { Error: { } e } => Problems.Of(e),
+            _ => Problems.NoSilo(),
+        };
+    }
+
+    public static async Task<Results<Ok<BatchResponse>, ProblemHttpResult>> PredictBatchAsync(
+        HttpRequest request, ClusterView cluster, PredictionRouter router, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var query = ParseQuery(request, settings);
+        if (query.Problem is not null)
+        {
+            return query.Problem;
+        }
+
+        var (parts, problem) = await ImageUploads.ReadBatchAsync(request, settings.MaxImageBytes, settings.MaxBatchBytes, settings.MaxBatchImages, cancellationToken);
+        if (problem is not null)
+        {
+            return Problems.Of(problem.Status, problem.Problem!);
+        }
+
+        var route = await cluster.RouteAsync(query.Model, query.Version, cancellationToken);
+        if (route.Problem is not null)
+        {
+            return Problems.Of(route.StatusCode, route.Problem);
+        }
+
+        if (TopKProblem(query.TopK, route.LabelCount, query.Model) is { } topKProblem)
+        {
+            return topKProblem;
+        }
+
+        var items = await Task.WhenAll(parts.Select(async (part, index) =>
+        {
+            var started = Stopwatch.GetTimestamp();
+            if (part.Bytes is null)
+            {
+                return Item(index, part.FileName, part.Status, part.Problem!);
+            }
+
+            var reply = await router.PredictAsync(query.Model, route.Version!, part.Bytes, query.TopK, cancellationToken);
+            return reply switch
+            {
+                { Prediction: { } p } => new BatchItem(index, part.FileName, ToResponse(p, started), null),
+                { Error: { } e } => Item(index, part.FileName, Problems.StatusOf(e.Kind), e.Message),
+                _ => Item(index, part.FileName, StatusCodes.Status503ServiceUnavailable, "No silo could serve this image; retry shortly."),
+            };
+        }));
+        return TypedResults.Ok(new BatchResponse(items));
+    }
+
+    private static BatchItem Item(int index, string? fileName, int status, string detail) =>
+        new(index, fileName, null, new ProblemBody(status, Problems.Of(status, detail).ProblemDetails.Title ?? "Error", detail));
+
+    private static Query ParseQuery(HttpRequest request, GatewayOptions options)
+    {
+        var model = request.Query["model"].ToString();
+        if (model.Length == 0)
+        {
+            model = options.DefaultModel;
+        }
+
+        if (model.Length > 64 || !model.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or '-'))
+        {
+            return new(model, null, 0, Problems.Of(StatusCodes.Status400BadRequest, "Query parameter 'model' must be a model name: lower-case letters, digits, '.', '_' or '-' (GET /models lists them)."));
+        }
+
+        var version = request.Query["version"].ToString();
+        if (version.Length > 0 && !version.All(char.IsAsciiDigit))
+        {
+            return new(model, null, 0, Problems.Of(StatusCodes.Status400BadRequest, "Query parameter 'version' must be a version number such as 1; leave it out for the newest."));
+        }
+
+        var topK = 0;
+        var topKText = request.Query["top_k"].ToString();
+        if (topKText.Length > 0 && (!int.TryParse(topKText, NumberStyles.None, CultureInfo.InvariantCulture, out topK) || topK < 1))
+        {
+            return new(model, null, 0, Problems.Of(StatusCodes.Status400BadRequest, $"Query parameter 'top_k' is '{Truncate(topKText)}'; it must be a whole number of at least 1."));
+        }
+
+        return new(model, version.Length > 0 ? version : null, topK, null);
+    }
+
+    private static ProblemHttpResult? TopKProblem(int topK, int labelCount, string model) => topK > labelCount
+        ? Problems.Of(StatusCodes.Status400BadRequest, $"Query parameter 'top_k' is {topK}, but model '{model}' has only {labelCount} classes; use 1 to {labelCount}.")
+        : null;
+
+    private static string Truncate(string s) => s.Length <= 32 ? s : s[..32] + "...";
+
+    private static PredictionResponse ToResponse(Prediction p, long started) => new(
+        p.Model,
+        p.Version,
+        p.Scores.Select(s => new PredictionItem(s.Label, s.Index, s.Probability)).ToArray(),
+        p.FromCache,
+        new PredictionTimings(Math.Round(p.PreprocessingMs, 3), Math.Round(p.InferenceMs, 3), Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 3)),
+        p.Silo,
+        p.Provider);
+}

@@ -1,0 +1,126 @@
+using Classifier.Grains.Interfaces;
+using Microsoft.Extensions.Options;
+
+namespace Classifier.Gateway.Cluster;
+
+/// <summary>Where a request for a model can go, or why it cannot.</summary>
+public readonly record struct ModelRoute(string? Version, int LabelCount, int StatusCode, string? Problem);
+
+/// <summary>
+/// The gateway's periodically refreshed copy of the cluster's model and silo reports: used to
+/// validate requests before a grain call, to answer <c>/models</c> and to decide readiness.
+/// </summary>
+public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> options, TimeProvider time, ILogger<ClusterView> logger) : BackgroundService
+{
+    private readonly SemaphoreSlim _refreshing = new(1, 1);
+    private ClusterSnapshot? _snapshot;
+    private DateTimeOffset _refreshedAt = DateTimeOffset.MinValue;
+
+    public ClusterSnapshot? Snapshot => Volatile.Read(ref _snapshot);
+
+    /// <summary>True when the view is fresh and the default model is ready on at least one silo.</summary>
+    public bool IsReady(out string reason)
+    {
+        var snapshot = Snapshot;
+        if (snapshot is null || time.GetUtcNow() - _refreshedAt > options.Value.RefreshInterval * 5)
+        {
+            reason = "The gateway is not connected to the cluster (no silo answered recently).";
+            return false;
+        }
+
+        var model = options.Value.DefaultModel;
+        if (!snapshot.Silos.Any(s => s.Models.Any(m => m.Model == model && m.State == ModelState.Ready)))
+        {
+            reason = $"The default model '{model}' is not loaded on any silo yet.";
+            return false;
+        }
+
+        reason = "";
+        return true;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.RefreshInterval, time);
+        try
+        {
+            do
+            {
+                await RefreshAsync(stoppingToken);
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException)
+        {
+            // The gateway is stopping.
+        }
+    }
+
+    /// <summary>Fetches the cluster's snapshot now; failures keep the old view and are logged.</summary>
+    public async Task RefreshAsync(CancellationToken cancellationToken = default)
+    {
+        await _refreshing.WaitAsync(cancellationToken);
+        try
+        {
+            var snapshot = await client.GetGrain<IClusterGrain>(IClusterGrain.Key).GetSnapshotAsync().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
+            Volatile.Write(ref _snapshot, snapshot);
+            _refreshedAt = time.GetUtcNow();
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogDebug("Cluster view refresh failed: {Error}", e.Message);
+        }
+        finally
+        {
+            _refreshing.Release();
+        }
+    }
+
+    /// <summary>Decides where a request for <paramref name="model"/> (and optionally a version) goes.</summary>
+    public async Task<ModelRoute> RouteAsync(string model, string? version, CancellationToken cancellationToken)
+    {
+        var route = Route(model, version);
+        if (route.StatusCode == StatusCodes.Status404NotFound && time.GetUtcNow() - _refreshedAt > TimeSpan.FromSeconds(1))
+        {
+            // A model added since the last refresh should not wait for the next one.
+            await RefreshAsync(cancellationToken);
+            route = Route(model, version);
+        }
+
+        return route;
+    }
+
+    private ModelRoute Route(string model, string? version)
+    {
+        var snapshot = Snapshot;
+        if (snapshot is null || snapshot.Silos.Length == 0)
+        {
+            return new(null, 0, StatusCodes.Status503ServiceUnavailable, "No silo is available to serve predictions; start a silo or wait for the cluster to recover.");
+        }
+
+        var statuses = snapshot.Silos.SelectMany(s => s.Models).Where(m => m.Model == model).ToList();
+        if (statuses.Count == 0)
+        {
+            var known = snapshot.Silos.SelectMany(s => s.Models).Select(m => m.Model).Distinct().Order();
+            return new(null, 0, StatusCodes.Status404NotFound, $"Unknown model '{model}'. Available models: {string.Join(", ", known)}.");
+        }
+
+        if (version is not null && statuses.All(s => s.Version != version))
+        {
+            var versions = statuses.Select(s => s.Version).Distinct().OrderBy(VersionOrder);
+            return new(null, 0, StatusCodes.Status404NotFound, $"Model '{model}' has no version '{version}'. Available versions: {string.Join(", ", versions)}.");
+        }
+
+        var ready = statuses.Where(s => s.State == ModelState.Ready && (version is null || s.Version == version))
+            .OrderByDescending(s => VersionOrder(s.Version)).FirstOrDefault();
+        if (ready is null)
+        {
+            var why = statuses.Select(s => s.Error).FirstOrDefault(e => e is not null) ?? "still loading";
+            return new(null, 0, StatusCodes.Status503ServiceUnavailable, $"Model '{model}' is not loaded on any silo: {why}");
+        }
+
+        return new(ready.Version, ready.LabelCount, StatusCodes.Status200OK, null);
+    }
+
+    private static long VersionOrder(string version) => long.TryParse(version, out var v) ? v : -1;
+}

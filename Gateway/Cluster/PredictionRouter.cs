@@ -1,0 +1,49 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using Classifier.Grains.Interfaces;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Classifier.Gateway.Cluster;
+
+/// <summary>Sends an image to the ModelGrain shard that owns its bytes, retrying when that shard's silo vanished.</summary>
+public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOptions> options, ILogger<PredictionRouter> logger)
+{
+    /// <summary>The SHA-256 prefix of <paramref name="image"/>: the cache and routing key.</summary>
+    public static ImageHash Hash(ReadOnlySpan<byte> image)
+    {
+        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(image, digest);
+        return new ImageHash(BinaryPrimitives.ReadUInt64BigEndian(digest), BinaryPrimitives.ReadUInt64BigEndian(digest[8..]));
+    }
+
+    /// <summary>Classifies one image; answers null when no silo could be reached within the retry budget.</summary>
+    public async Task<PredictionReply?> PredictAsync(string model, string version, byte[] image, int topK, CancellationToken cancellationToken)
+    {
+        var hash = Hash(image);
+        var key = ModelGrainKey.Format(model, version, hash.ShardOf(options.Value.ShardCount));
+        var request = new PredictionRequest(image, hash, topK);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await client.GetGrain<IModelGrain>(key).PredictAsync(request).WaitAsync(cancellationToken);
+            }
+            catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)
+            {
+                if (attempt >= options.Value.Retries)
+                {
+                    logger.LogWarning("Prediction for {Key} failed after {Attempts} attempts: {Error}", key, attempt + 1, e.Message);
+                    return null;
+                }
+
+                // The grain reactivates on a live silo once membership has declared the old one dead.
+                await Task.Delay(TimeSpan.FromMilliseconds(100 * (attempt + 1)), cancellationToken);
+            }
+        }
+    }
+
+    // SiloUnavailableException and message rejections derive from OrleansException; a grain call
+    // that outlives Orleans' response timeout surfaces as TimeoutException.
+    private static bool IsTransient(Exception e) => e is OrleansException or TimeoutException;
+}

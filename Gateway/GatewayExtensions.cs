@@ -1,0 +1,70 @@
+using System.Reflection;
+using Classifier.Gateway.Api;
+using Classifier.Gateway.Cluster;
+using Classifier.Gateway.Telemetry;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.Extensions.Options;
+using Prometheus;
+
+namespace Classifier.Gateway;
+
+/// <summary>Wires the gateway: the Orleans client, routing services, problem details and metrics.</summary>
+public static class GatewayExtensions
+{
+    public static WebApplicationBuilder AddClassifierGateway(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<ClusterClientOptions>().BindConfiguration(ClusterClientOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        var cluster = builder.Configuration.GetSection(ClusterClientOptions.SectionName).Get<ClusterClientOptions>() ?? new ClusterClientOptions();
+        var gateway = builder.Configuration.GetSection(GatewayOptions.SectionName).Get<GatewayOptions>() ?? new GatewayOptions();
+
+        builder.UseOrleansClient(client =>
+        {
+            client.UseLocalhostClustering(cluster.GatewayPorts, cluster.ServiceId, cluster.ClusterId);
+
+            // Keep trying to reach the cluster: the gateway starts (and answers /healthz) before any silo.
+            client.UseConnectionRetryFilter(async (_, cancellationToken) =>
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+                return true;
+            });
+        });
+
+        // Start Kestrel while the Orleans client is still connecting, so probes answer meanwhile.
+        builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = Math.Max(gateway.MaxBatchBytes, gateway.MaxImageBytes));
+
+        builder.Services.AddProblemDetails();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<ClusterView>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterView>());
+        builder.Services.AddSingleton<PredictionRouter>();
+        return builder;
+    }
+
+    public static WebApplication UseGatewayPipeline(this WebApplication app)
+    {
+        app.UseMiddleware<HttpMetricsMiddleware>();
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+        });
+        app.UseStatusCodePages();
+        return app;
+    }
+
+    public static WebApplication MapGatewayMetrics(this WebApplication app)
+    {
+        var (version, build) = BuildInfo();
+        GatewayMetrics.AppInfo.WithLabels(version, build, "gateway").Set(1);
+        app.MapMetrics();
+        return app;
+    }
+
+    private static (string Version, string Build) BuildInfo()
+    {
+        var informational = Assembly.GetExecutingAssembly().GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
+        var parts = informational.Split('+', 2);
+        return (parts[0], parts.Length > 1 ? parts[1][..Math.Min(12, parts[1].Length)] : "dev");
+    }
+}

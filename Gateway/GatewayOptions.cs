@@ -1,0 +1,56 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Classifier.Gateway;
+
+/// <summary>How the gateway accepts and routes prediction requests.</summary>
+public sealed class GatewayOptions
+{
+    public const string SectionName = "Gateway";
+
+    /// <summary>Model used when a request names none.</summary>
+    [Required]
+    public string DefaultModel { get; set; } = "text-orientation";
+
+    /// <summary>
+    /// Grains per model version. An image goes to shard hash mod this, so it bounds how finely load
+    /// spreads: make it a few times the largest expected silo count. Changing it re-homes cached images.
+    /// </summary>
+    [Range(1, 65536)]
+    public int ShardCount { get; set; } = 32;
+
+    /// <summary>Largest image accepted, in bytes (413 above).</summary>
+    [Range(1, 1L << 30)]
+    public long MaxImageBytes { get; set; } = 10 * 1024 * 1024;
+
+    /// <summary>Most images in one <c>POST /predict/batch</c>.</summary>
+    [Range(1, 1024)]
+    public int MaxBatchImages { get; set; } = 32;
+
+    /// <summary>Largest <c>POST /predict/batch</c> body, in bytes (413 above).</summary>
+    [Range(1, 1L << 31)]
+    public long MaxBatchBytes { get; set; } = 64 * 1024 * 1024;
+
+    /// <summary>Extra attempts when a grain call fails because its silo vanished (predictions are idempotent).</summary>
+    [Range(0, 10)]
+    public int Retries { get; set; } = 2;
+
+    /// <summary>How often the gateway refreshes its view of models and silos.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(2);
+}
+
+/// <summary>How the gateway finds the cluster.</summary>
+public sealed class ClusterClientOptions
+{
+    public const string SectionName = "Cluster";
+
+    [Required]
+    public string ClusterId { get; set; } = "classifier";
+
+    [Required]
+    public string ServiceId { get; set; } = "classifier";
+
+    /// <summary>Gateway ports of the local silos (localhost clustering); the client uses every one that answers.</summary>
+    [Required, MinLength(1)]
+    public int[] GatewayPorts { get; set; } = [30000];
+}

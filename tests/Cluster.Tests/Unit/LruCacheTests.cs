@@ -1,0 +1,71 @@
+using Classifier.Grains.Caching;
+
+namespace Classifier.Tests.Unit;
+
+public sealed class LruCacheTests
+{
+    private static LruCache<string, int> NewCache(int capacity) => new(capacity, _ => 10);
+
+    [Fact]
+    public void LeastRecentlyUsedEntryIsEvictedAtCapacity()
+    {
+        var cache = NewCache(3);
+        cache.Set("a", 1);
+        cache.Set("b", 2);
+        cache.Set("c", 3);
+        Assert.True(cache.TryGet("a", out _)); // a is now the most recent; b the least
+
+        var evicted = cache.Set("d", 4);
+
+        Assert.Equal(1, evicted);
+        Assert.False(cache.Contains("b"));
+        Assert.True(cache.Contains("a"));
+        Assert.True(cache.Contains("c"));
+        Assert.True(cache.Contains("d"));
+        Assert.Equal(3, cache.Count);
+        Assert.Equal(1, cache.Evictions);
+    }
+
+    [Fact]
+    public void HitsMissesSizeAndBytesAreCounted()
+    {
+        var cache = NewCache(2);
+        Assert.False(cache.TryGet("x", out _));
+        cache.Set("x", 1);
+        Assert.True(cache.TryGet("x", out var value));
+        Assert.Equal(1, value);
+        cache.Set("y", 2);
+        cache.Set("z", 3);
+
+        var stats = cache.Statistics;
+        Assert.Equal(1, stats.Hits);
+        Assert.Equal(1, stats.Misses);
+        Assert.Equal(1, stats.Evictions);
+        Assert.Equal(2, stats.Entries);
+        Assert.Equal(2, stats.Capacity);
+        Assert.Equal(20, stats.Bytes);
+        Assert.Equal(0.5, stats.HitRate);
+    }
+
+    [Fact]
+    public void ReplacingAnEntryKeepsOneCopyAndItsSize()
+    {
+        var cache = NewCache(2);
+        cache.Set("x", 1);
+        cache.Set("x", 2);
+
+        Assert.Equal(1, cache.Count);
+        Assert.Equal(10, cache.Bytes);
+        Assert.True(cache.TryGet("x", out var value));
+        Assert.Equal(2, value);
+    }
+
+    [Fact]
+    public void ZeroCapacityCachesNothing()
+    {
+        var cache = NewCache(0);
+        cache.Set("x", 1);
+        Assert.False(cache.TryGet("x", out _));
+        Assert.Equal(0, cache.Count);
+    }
+}

@@ -1,0 +1,97 @@
+using Classifier.Grains.Models;
+
+namespace Classifier.Tests.Unit;
+
+public sealed class ModelConfigTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("model-repo-").FullName;
+
+    private const string ValidInput = """
+        "input": { "name": "input", "shape": [3, 224, 224], "layout": "NCHW", "colorOrder": "RGB", "resize": "center-crop",
+                   "resizeShorterSide": 256, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225] }
+        """;
+
+    private string WriteModel(string name, string configJson, bool withVersion = true)
+    {
+        var dir = Path.Combine(_root, name);
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "config.json"), configJson);
+        if (withVersion)
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "1"));
+        }
+
+        return Path.Combine(dir, "config.json");
+    }
+
+    [Theory]
+    [InlineData("""{ "input": { "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"] }""", "input.name")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224], "layout": "NCWH" }, "output": { "name": "o" }, "labels": ["a"] }""", "input.layout")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224] }, "output": { "name": "o" }, "labels": ["a"] }""", "input.shape")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224], "resize": "zoom" }, "output": { "name": "o" }, "labels": ["a"] }""", "input.resize")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224], "mean": [1, 2] }, "output": { "name": "o" }, "labels": ["a"] }""", "input.mean")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224], "std": [0] }, "output": { "name": "o" }, "labels": ["a"] }""", "input.std")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "type": "logits" }, "labels": ["a"] }""", "output.name")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o", "type": "scores" }, "labels": ["a"] }""", "output.type")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" } }""", "labels")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labelsFile": "missing.txt" }""", "labelsFile")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a", "b"], "topK": 3 }""", "topK")]
+    [InlineData("""{ "input": { "name": "i", "shape": [1, 224, 224], "colorOrder": "RGB" }, "output": { "name": "o" }, "labels": ["a"] }""", "input.shape")]
+    [InlineData("""{ "inptu": {}, "output": { "name": "o" }, "labels": ["a"] }""", "inptu")]
+    public void BadConfigIsRejectedNamingTheFileAndTheField(string json, string field)
+    {
+        var file = WriteModel("bad", json);
+
+        var error = Assert.Throws<ModelConfigException>(() => ModelRepository.Load(_root));
+
+        Assert.Contains(file, error.Message, StringComparison.Ordinal);
+        Assert.Contains(field, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ModelFolderWithoutVersionIsRejectedWithTheExpectedPath()
+    {
+        WriteModel("noversion", $$"""{ {{ValidInput}}, "output": { "name": "o" }, "labels": ["a"] }""", withVersion: false);
+
+        var error = Assert.Throws<ModelConfigException>(() => ModelRepository.Load(_root));
+
+        Assert.Contains(Path.Combine("noversion", "1", "model.onnx"), error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ImageNetStyleConfigWithLabelsFileLoadsEveryVersion()
+    {
+        var file = WriteModel("resnet50", $$"""
+            { // comments are allowed
+              "description": "torchvision ResNet-50",
+              {{ValidInput}},
+              "output": { "name": "logits", "type": "logits" },
+              "labelsFile": "labels.txt",
+              "topK": 5
+            }
+            """);
+        File.WriteAllLines(Path.Combine(Path.GetDirectoryName(file)!, "labels.txt"), Enumerable.Range(0, 1000).Select(i => $"class {i}"));
+        Directory.CreateDirectory(Path.Combine(_root, "resnet50", "2"));
+
+        var versions = ModelRepository.Load(_root);
+
+        Assert.Equal(["1", "2"], versions.Select(v => v.Version));
+        var model = versions[0].Model;
+        Assert.Equal(1000, model.Labels.Length);
+        Assert.Equal((3, 224, 224, 256), (model.Channels, model.Height, model.Width, model.ResizeShorterSide));
+        Assert.Equal(ResizeMode.CenterCrop, model.Resize);
+        Assert.True(model.OutputIsLogits);
+    }
+
+    [Fact]
+    public void ModelFolderNameThatCannotBeAUrlSegmentIsRejected()
+    {
+        WriteModel("Bad Name", $$"""{ {{ValidInput}}, "output": { "name": "o" }, "labels": ["a"] }""");
+
+        var error = Assert.Throws<ModelConfigException>(() => ModelRepository.Load(_root));
+
+        Assert.Contains("Bad Name", error.Message, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+}
