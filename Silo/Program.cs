@@ -1,15 +1,15 @@
 using Classifier.Grains.Models;
 using Classifier.Silo;
 
-// Settings files live beside the binary, wherever the process is started from.
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-builder.AddClassifierSilo();
-
-var app = builder.Build();
-app.MapSiloEndpoints();
-
 try
 {
+    // Settings files live beside the binary, wherever the process is started from.
+    var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+    builder.AddClassifierSilo();
+
+    var app = builder.Build();
+    app.MapSiloEndpoints();
+
     await app.RunAsync();
     return 0;
 }

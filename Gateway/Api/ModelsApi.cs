@@ -22,9 +22,8 @@ public static class ModelsApi
 {
     public static IEndpointRouteBuilder MapModelsApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/models").WithTags("Models");
-        group.MapGet("", ListAsync);
-        group.MapGet("/{name}", GetAsync);
+        routes.MapGet("/models", ListAsync).WithTags("Models");
+        routes.MapGet("/models/{name}", GetAsync).WithTags("Models");
         return routes;
     }
 

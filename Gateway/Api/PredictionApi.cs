@@ -31,9 +31,9 @@ public static class PredictionApi
 {
     public static IEndpointRouteBuilder MapPredictionApi(this IEndpointRouteBuilder routes)
     {
-        var group = routes.MapGroup("/predict").WithTags("Predictions");
-        group.MapPost("", PredictAsync).DisableAntiforgery();
-        group.MapPost("/batch", PredictBatchAsync).DisableAntiforgery();
+        // Mapped without a group: a group's "" route renders its template as "/predict/", which would be the metric label.
+        routes.MapPost("/predict", PredictAsync).WithTags("Predictions");
+        routes.MapPost("/predict/batch", PredictBatchAsync).WithTags("Predictions");
         return routes;
     }
 

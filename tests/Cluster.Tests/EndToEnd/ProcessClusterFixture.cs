@@ -1,0 +1,74 @@
+using Classifier.Tests.Support;
+
+namespace Classifier.Tests.EndToEnd;
+
+/// <summary>
+/// One real silo process and one real gateway process on loopback, plus a gateway that points at no
+/// silo at all (for 503s). The gateway's image limit is lowered to 1 MiB so 413 is cheap to provoke.
+/// </summary>
+public sealed class ProcessClusterFixture : IAsyncLifetime
+{
+    public const long MaxImageBytes = 1024 * 1024;
+
+    private readonly List<ClusterProcess> _processes = [];
+
+    public string ClusterId { get; } = "e2e-" + Guid.NewGuid().ToString("N")[..8];
+
+    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    public string GatewayUrl { get; private set; } = "";
+
+    public string SiloUrl { get; private set; } = "";
+
+    public string OrphanGatewayUrl { get; private set; } = "";
+
+    public int PrimarySiloPort { get; private set; }
+
+    public async ValueTask InitializeAsync()
+    {
+        Repo.RequireDefaultModel();
+        var (siloHttp, siloPort, siloGateway, gatewayHttp, orphanHttp) =
+            (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
+        PrimarySiloPort = siloPort;
+        SiloUrl = $"http://127.0.0.1:{siloHttp}";
+        GatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
+        OrphanGatewayUrl = $"http://127.0.0.1:{orphanHttp}";
+
+        var silo = Track(ClusterProcess.StartSilo("silo-a", siloHttp, siloPort, siloGateway, siloPort, ClusterId, Repo.Models));
+        var gateway = Track(ClusterProcess.StartGateway("gateway", gatewayHttp, [siloGateway], ClusterId, "--Gateway:MaxImageBytes", $"{MaxImageBytes}"));
+        var orphan = Track(ClusterProcess.StartGateway("orphan-gateway", orphanHttp, [ClusterProcess.FreePort()], ClusterId));
+
+        await silo.WaitUntilOkAsync(Http, SiloUrl + "/readyz", TimeSpan.FromSeconds(60));
+        await gateway.WaitUntilOkAsync(Http, GatewayUrl + "/readyz", TimeSpan.FromSeconds(60));
+        await orphan.WaitUntilOkAsync(Http, OrphanGatewayUrl + "/healthz", TimeSpan.FromSeconds(60));
+    }
+
+    public ClusterProcess Track(ClusterProcess process)
+    {
+        lock (_processes)
+        {
+            _processes.Add(process);
+        }
+
+        return process;
+    }
+
+    /// <summary>Everything the processes printed, for failure messages.</summary>
+    public string Logs() => string.Join("\n", _processes.Select(p => $"--- {p.Name} ---\n{p.Output}"));
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var process in _processes)
+        {
+            await process.DisposeAsync();
+        }
+
+        Http.Dispose();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ProcessClusterCollection : ICollectionFixture<ProcessClusterFixture>
+{
+    public const string Name = "process cluster";
+}

@@ -1,0 +1,86 @@
+using Classifier.Gateway;
+using Classifier.Gateway.Cluster;
+using Classifier.Grains;
+using Classifier.Grains.Cluster;
+using Classifier.Grains.Interfaces;
+using Classifier.Grains.Telemetry;
+using Classifier.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Orleans.TestingHost;
+using Prometheus;
+
+namespace Classifier.Tests.Orleans;
+
+/// <summary>Two silos in this process, each with its own metrics registry, serving the real default model.</summary>
+public class ClusterFixture : IAsyncLifetime
+{
+    public const int CacheCapacity = 4;
+    public const int ShardCount = 32;
+
+    public InProcessTestCluster Cluster { get; private set; } = null!;
+
+    public ValueTask InitializeAsync() => StartAsync();
+
+    protected async ValueTask StartAsync()
+    {
+        Repo.RequireDefaultModel();
+        var builder = new InProcessTestClusterBuilder(2);
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.Services.AddSingleton(Metrics.NewCustomRegistry());
+            silo.AddClassifierGrains();
+            silo.Services.Configure<ModelsOptions>(o =>
+            {
+                o.Repository = Repo.Models;
+                o.Device = "cpu";
+                o.IntraOpThreads = 1;
+            });
+            silo.Services.Configure<CacheOptions>(o => o.Capacity = CacheCapacity);
+            silo.Services.Configure<ClusterStatsOptions>(o => o.ReportInterval = TimeSpan.FromSeconds(15));
+        });
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+
+    /// <summary>The gateway's own router, so tests route exactly as the gateway does.</summary>
+    public PredictionRouter Router(int shardCount = ShardCount) =>
+        new(Cluster.Client, Options.Create(new GatewayOptions { ShardCount = shardCount }), NullLogger<PredictionRouter>.Instance);
+
+    public async Task<Prediction> ClassifyAsync(byte[] image, int shardCount = ShardCount)
+    {
+        var reply = await Router(shardCount).PredictAsync("text-orientation", "1", image, 0, CancellationToken.None);
+        Assert.NotNull(reply);
+        Assert.Null(reply.Error);
+        return reply.Prediction!;
+    }
+
+    public IEnumerable<IServiceProvider> SiloServices => Cluster.Silos.Select(s => s.ServiceProvider);
+
+    public static SiloMetrics MetricsOf(IServiceProvider silo) => silo.GetRequiredService<SiloMetrics>();
+
+    public static ClusterReporter ReporterOf(IServiceProvider silo) => silo.GetRequiredService<ClusterReporter>();
+
+    public async ValueTask DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>A second, separate cluster for tests that need cumulative counts to start at zero.</summary>
+public sealed class FreshClusterFixture : ClusterFixture;
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
+{
+    public const string Name = "in-process cluster";
+}
+
+[CollectionDefinition(Name)]
+public sealed class FreshClusterCollection : ICollectionFixture<FreshClusterFixture>
+{
+    public const string Name = "fresh in-process cluster";
+}

@@ -1,0 +1,84 @@
+using Classifier.Grains.Interfaces;
+using Classifier.Tests.Support;
+
+namespace Classifier.Tests.Orleans;
+
+[Collection(ClusterCollection.Name)]
+public sealed class ModelGrainClusterTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task ShardsOfOneModelArePlacedOnBothSilos()
+    {
+        var answers = new List<Prediction>();
+        for (var i = 0; i < 16; i++)
+        {
+            answers.Add(await fixture.ClassifyAsync(TextImages.Numbered(1000 + i)));
+        }
+
+        var silos = answers.Select(a => a.Silo).Distinct().ToList();
+        Assert.Equal(2, silos.Count);
+    }
+
+    [Fact]
+    public async Task RepeatedImageIsServedFromTheGrainCache()
+    {
+        var image = TextImages.Render("cache me if you can");
+
+        var first = await fixture.ClassifyAsync(image);
+        var second = await fixture.ClassifyAsync(image);
+
+        Assert.False(first.FromCache);
+        Assert.True(second.FromCache);
+        Assert.Equal(first.Silo, second.Silo);
+        Assert.Equal(first.Scores, second.Scores);
+        Assert.Equal(0, second.InferenceMs);
+
+        var key = ModelGrainKey.Format("text-orientation", "1", Gateway.Cluster.PredictionRouter.Hash(image).ShardOf(ClusterFixture.ShardCount));
+        var stats = await fixture.Cluster.Client.GetGrain<IModelGrain>(key).GetCacheStatisticsAsync();
+        Assert.True(stats.Hits >= 1);
+    }
+
+    [Fact]
+    public async Task LeastRecentlyUsedImageIsEvictedWhenTheGrainCacheIsFull()
+    {
+        // One shard, so every image lands in the same grain, whose capacity is 4.
+        var images = Enumerable.Range(0, ClusterFixture.CacheCapacity + 1).Select(i => TextImages.Numbered(2000 + i)).ToArray();
+        var grain = fixture.Cluster.Client.GetGrain<IModelGrain>(ModelGrainKey.Format("text-orientation", "1", 0));
+        var before = await grain.GetCacheStatisticsAsync();
+
+        for (var i = 0; i < ClusterFixture.CacheCapacity; i++)
+        {
+            await fixture.ClassifyAsync(images[i], shardCount: 1);
+        }
+
+        Assert.True((await fixture.ClassifyAsync(images[0], shardCount: 1)).FromCache); // touch 0: 1 becomes least recent
+        await fixture.ClassifyAsync(images[^1], shardCount: 1); // full: evicts 1
+
+        Assert.True((await fixture.ClassifyAsync(images[0], shardCount: 1)).FromCache);
+        Assert.False((await fixture.ClassifyAsync(images[1], shardCount: 1)).FromCache);
+        var after = await grain.GetCacheStatisticsAsync();
+        Assert.Equal(ClusterFixture.CacheCapacity, after.Entries);
+        Assert.True(after.Evictions - before.Evictions >= 2); // image 1, then the entry image 1's return displaced
+    }
+
+    [Fact]
+    public async Task ConcurrentMissesOnOneGrainAreAllAnswered()
+    {
+        // Distinct images in one shard arrive together; the reentrant grain runs them side by side.
+        var images = Enumerable.Range(0, 8).Select(i => TextImages.Numbered(3000 + i)).ToArray();
+
+        var answers = await Task.WhenAll(images.Select(image => fixture.ClassifyAsync(image, shardCount: 1)));
+
+        Assert.All(answers, a => Assert.False(a.FromCache));
+        Assert.All(answers, a => Assert.Equal("0", a.Scores[0].Label));
+    }
+
+    [Fact]
+    public async Task UnknownModelVersionIsReportedAsNotFound()
+    {
+        var reply = await fixture.Cluster.Client.GetGrain<IModelGrain>(ModelGrainKey.Format("text-orientation", "9", 0))
+            .PredictAsync(new PredictionRequest([1, 2, 3], new ImageHash(1, 2), 0));
+
+        Assert.Equal(PredictionErrorKind.ModelNotFound, reply.Error?.Kind);
+    }
+}

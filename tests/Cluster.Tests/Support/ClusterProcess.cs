@@ -1,0 +1,164 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Text;
+
+namespace Classifier.Tests.Support;
+
+/// <summary>A real Silo or Gateway process, started from the solution's build output, its output kept for diagnostics.</summary>
+public sealed class ClusterProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private ClusterProcess(string name, Process process)
+    {
+        Name = name;
+        _process = process;
+    }
+
+    public string Name { get; }
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>The build configuration of this test assembly, so the processes match what was just built.</summary>
+    private static string Configuration => typeof(ClusterProcess).Assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
+
+    public static string DllPath(string project, string assembly)
+    {
+        var path = Path.Combine(Repo.Root, project, "bin", Configuration, "net10.0", assembly + ".dll");
+        return File.Exists(path) ? path : throw new InvalidOperationException($"{path} is missing; build the solution (dotnet build Cluster.sln -c {Configuration}) before the tests.");
+    }
+
+    public static ClusterProcess StartSilo(string name, int httpPort, int siloPort, int gatewayPort, int primarySiloPort, string clusterId, string modelRepository, params string[] extra) =>
+        Start(name, DllPath("Silo", "Classifier.Silo"),
+        [
+            "--urls", $"http://127.0.0.1:{httpPort}",
+            "--Cluster:ClusterId", clusterId, "--Cluster:ServiceId", clusterId,
+            "--Cluster:SiloPort", $"{siloPort}", "--Cluster:GatewayPort", $"{gatewayPort}", "--Cluster:PrimarySiloPort", $"{primarySiloPort}",
+            "--Cluster:SiloName", name,
+            "--Models:Repository", modelRepository, "--Models:Device", "cpu", "--Models:IntraOpThreads", "1",
+            "--ClusterStats:ReportInterval", "00:00:00.500",
+            .. extra,
+        ]);
+
+    public static ClusterProcess StartGateway(string name, int httpPort, int[] siloGatewayPorts, string clusterId, params string[] extra) =>
+        Start(name, DllPath("Gateway", "Classifier.Gateway"),
+        [
+            "--urls", $"http://127.0.0.1:{httpPort}",
+            "--Cluster:ClusterId", clusterId, "--Cluster:ServiceId", clusterId,
+            .. siloGatewayPorts.SelectMany((p, i) => new[] { $"--Cluster:GatewayPorts:{i}", $"{p}" }),
+            "--Gateway:RefreshInterval", "00:00:00.500",
+            .. extra,
+        ]);
+
+    private static ClusterProcess Start(string name, string dll, string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Repo.Root,
+        };
+        info.ArgumentList.Add(dll);
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        info.Environment["Logging__LogLevel__Default"] = "Warning";
+        info.Environment["DOTNET_gcServer"] = "0"; // several processes share two cores in CI
+        var process = new Process { StartInfo = info };
+        var handle = new ClusterProcess(name, process);
+        process.OutputDataReceived += (_, e) => handle.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => handle.Append(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return handle;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+    }
+
+    /// <summary>Waits until <paramref name="url"/> answers 200, failing with this process's output if it exits or times out.</summary>
+    public async Task WaitUntilOkAsync(HttpClient http, string url, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"{Name} exited with code {_process.ExitCode}:\n{Output}");
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(url);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"{url} was not OK within {timeout}; {Name} output:\n{Output}");
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cts.Token);
+        return _process.ExitCode;
+    }
+
+    /// <summary>A port nothing listens on right now.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
