@@ -97,6 +97,11 @@ public sealed class ModelRuntime : IDisposable
             {
                 _logger.LogInformation("CUDA is not usable for {Model} ({Reason}); running on CPU", Model.Name, FirstLine(e.Message));
             }
+            catch (OnnxRuntimeException e)
+            {
+                throw new InvalidOperationException(
+                    $"Models:Device is 'cuda' but CUDA could not be used ({FirstLine(e.Message)}). Install the NVIDIA driver, CUDA 13 and cuDNN 9, or set Models:Device to 'auto' or 'cpu'.", e);
+            }
         }
 
         using var cpuOptions = NewSessionOptions(options);
