@@ -5,6 +5,11 @@ using Classifier.Grains.Models;
 using Classifier.Grains.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
 
 namespace Classifier.Grains.Inference;
 
@@ -149,6 +154,18 @@ public sealed class ModelRuntime : IDisposable
     private void WarmUp()
     {
         var tensor = new float[Model.TensorLength];
+
+        // Decode and resize once per common format, so the first user request does not pay for JIT compilation.
+        using (var sample = new Image<Rgb24>(64, 32))
+        {
+            foreach (var encoder in new IImageEncoder[] { new PngEncoder(), new JpegEncoder() })
+            {
+                using var encoded = new MemoryStream();
+                sample.Save(encoded, encoder);
+                Preprocessor.Preprocess(encoded.ToArray(), tensor);
+            }
+        }
+
         var output = RunBatch(tensor, 1);
         if (output.Length != Model.Labels.Length)
         {
