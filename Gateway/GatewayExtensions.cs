@@ -2,6 +2,7 @@ using System.Reflection;
 using Classifier.Gateway.Api;
 using Classifier.Gateway.Cluster;
 using Classifier.Gateway.Telemetry;
+using Classifier.Grains.Interfaces;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
 using Prometheus;
@@ -55,16 +56,9 @@ public static class GatewayExtensions
 
     public static WebApplication MapGatewayMetrics(this WebApplication app)
     {
-        var (version, build) = BuildInfo();
+        var (version, build) = BuildInfo.Of(Assembly.GetExecutingAssembly());
         GatewayMetrics.AppInfo.WithLabels(version, build, "gateway").Set(1);
         app.MapMetrics();
         return app;
-    }
-
-    private static (string Version, string Build) BuildInfo()
-    {
-        var informational = Assembly.GetExecutingAssembly().GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
-        var parts = informational.Split('+', 2);
-        return (parts[0], parts.Length > 1 ? parts[1][..Math.Min(12, parts[1].Length)] : "dev");
     }
 }

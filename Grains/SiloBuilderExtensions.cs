@@ -2,6 +2,7 @@ using System.Reflection;
 using Classifier.Grains.Caching;
 using Classifier.Grains.Cluster;
 using Classifier.Grains.Inference;
+using Classifier.Grains.Interfaces;
 using Classifier.Grains.Telemetry;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -43,18 +44,5 @@ public static class SiloBuilderExtensions
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ClusterReporter>());
         services.AddSingleton<SiloGauges>();
         return builder;
-    }
-}
-
-/// <summary>The application's version and the commit it was built from.</summary>
-public static class BuildInfo
-{
-    public static (string Version, string Build) Of(Assembly assembly)
-    {
-        var informational = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
-        var plus = informational.IndexOf('+', StringComparison.Ordinal);
-        return plus < 0
-            ? (informational, "dev")
-            : (informational[..plus], informational[(plus + 1)..][..Math.Min(12, informational.Length - plus - 1)]);
     }
 }

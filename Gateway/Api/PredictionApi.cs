@@ -44,27 +44,16 @@ public static class PredictionApi
         HttpRequest request, ClusterView cluster, PredictionRouter router, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var query = ParseQuery(request, options.Value);
-        if (query.Problem is not null)
+        var (query, route, problem) = await ResolveAsync(request, cluster, options.Value, cancellationToken);
+        if (problem is not null)
         {
-            return query.Problem;
+            return problem;
         }
 
         var upload = await ImageUploads.ReadSingleAsync(request, options.Value.MaxImageBytes, cancellationToken);
         if (upload.Bytes is null)
         {
             return Problems.Of(upload.Status, upload.Problem!);
-        }
-
-        var route = await cluster.RouteAsync(query.Model, query.Version, cancellationToken);
-        if (route.Problem is not null)
-        {
-            return Problems.Of(route.StatusCode, route.Problem);
-        }
-
-        if (TopKProblem(query.TopK, route.LabelCount, query.Model) is { } topKProblem)
-        {
-            return topKProblem;
         }
 
         var reply = await router.PredictAsync(query.Model, route.Version!, upload.Bytes, query.TopK, cancellationToken);
@@ -81,27 +70,16 @@ public static class PredictionApi
         HttpRequest request, ClusterView cluster, PredictionRouter router, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var query = ParseQuery(request, settings);
-        if (query.Problem is not null)
-        {
-            return query.Problem;
-        }
-
-        var (parts, problem) = await ImageUploads.ReadBatchAsync(request, settings.MaxImageBytes, settings.MaxBatchBytes, settings.MaxBatchImages, cancellationToken);
+        var (query, route, problem) = await ResolveAsync(request, cluster, settings, cancellationToken);
         if (problem is not null)
         {
-            return Problems.Of(problem.Status, problem.Problem!);
+            return problem;
         }
 
-        var route = await cluster.RouteAsync(query.Model, query.Version, cancellationToken);
-        if (route.Problem is not null)
+        var (parts, uploadProblem) = await ImageUploads.ReadBatchAsync(request, settings.MaxImageBytes, settings.MaxBatchBytes, settings.MaxBatchImages, cancellationToken);
+        if (uploadProblem is not null)
         {
-            return Problems.Of(route.StatusCode, route.Problem);
-        }
-
-        if (TopKProblem(query.TopK, route.LabelCount, query.Model) is { } topKProblem)
-        {
-            return topKProblem;
+            return Problems.Of(uploadProblem.Status, uploadProblem.Problem!);
         }
 
         var items = await Task.WhenAll(parts.Select(async (part, index) =>
@@ -121,6 +99,28 @@ public static class PredictionApi
             };
         }));
         return TypedResults.Ok(new BatchResponse(items));
+    }
+
+    /// <summary>
+    /// Checks the query against the cluster's models before the body is read: an unknown model or a
+    /// bad parameter costs no upload.
+    /// </summary>
+    private static async Task<(Query Query, ModelRoute Route, ProblemHttpResult? Problem)> ResolveAsync(
+        HttpRequest request, ClusterView cluster, GatewayOptions options, CancellationToken cancellationToken)
+    {
+        var query = ParseQuery(request, options);
+        if (query.Problem is not null)
+        {
+            return (query, default, query.Problem);
+        }
+
+        var route = await cluster.RouteAsync(query.Model, query.Version, cancellationToken);
+        if (route.Problem is not null)
+        {
+            return (query, route, Problems.Of(route.StatusCode, route.Problem));
+        }
+
+        return (query, route, TopKProblem(query.TopK, route.LabelCount, query.Model));
     }
 
     private static BatchItem Item(int index, string? fileName, int status, string detail) =>
