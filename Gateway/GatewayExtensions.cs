@@ -21,7 +21,7 @@ public static class GatewayExtensions
 
         builder.UseOrleansClient(client =>
         {
-            client.UseLocalhostClustering(cluster.GatewayPorts, cluster.ServiceId, cluster.ClusterId);
+            client.UseLocalhostClustering(cluster.EffectiveGatewayPorts, cluster.ServiceId, cluster.ClusterId);
 
             // Keep trying to reach the cluster: the gateway starts (and answers /healthz) before any silo.
             client.UseConnectionRetryFilter(async (_, cancellationToken) =>

@@ -50,7 +50,12 @@ public sealed class ClusterClientOptions
     [Required]
     public string ServiceId { get; set; } = "classifier";
 
-    /// <summary>Gateway ports of the local silos (localhost clustering); the client uses every one that answers.</summary>
-    [Required, MinLength(1)]
-    public int[] GatewayPorts { get; set; } = [30000];
+    /// <summary>
+    /// Gateway ports of the local silos (localhost clustering); the client uses every one that answers.
+    /// Empty means 30000. (No initialiser: the configuration binder appends to an existing array.)
+    /// </summary>
+    public int[] GatewayPorts { get; set; } = [];
+
+    /// <summary>The configured ports, or the primary silo's default.</summary>
+    public int[] EffectiveGatewayPorts => GatewayPorts.Length > 0 ? GatewayPorts : [30000];
 }

@@ -40,9 +40,18 @@ public sealed class ImageOptions
 {
     public const string SectionName = "Images";
 
-    /// <summary>Formats decoded; others answer 415. Known: jpeg, png, gif, webp, bmp, tga, tiff, pbm.</summary>
-    [Required, MinLength(1)]
-    public string[] AllowedFormats { get; set; } = ["jpeg", "png", "gif", "webp"];
+    /// <summary>Used when <see cref="AllowedFormats"/> is not configured.</summary>
+    public static readonly string[] DefaultFormats = ["jpeg", "png", "gif", "webp"];
+
+    /// <summary>
+    /// Formats decoded; others answer 415. Known: jpeg, png, gif, webp, bmp, tga, tiff, pbm. Empty means
+    /// <see cref="DefaultFormats"/>. (No initialiser: the configuration binder appends to an existing
+    /// array, so a configured list could never narrow a default one.)
+    /// </summary>
+    public string[] AllowedFormats { get; set; } = [];
+
+    /// <summary>The configured formats, or the defaults.</summary>
+    public string[] EffectiveFormats => AllowedFormats.Length > 0 ? AllowedFormats : DefaultFormats;
 
     /// <summary>Largest width accepted, read from the header before decoding.</summary>
     [Range(1, 65535)]
@@ -72,6 +81,7 @@ internal sealed class ImageOptionsValidator : IValidateOptions<ImageOptions>
     public ValidateOptionsResult Validate(string? name, ImageOptions options)
     {
         var unknown = options.AllowedFormats.Where(f => !ImageFormats.IsKnown(f)).ToArray();
+
         return unknown.Length == 0
             ? ValidateOptionsResult.Success
             : ValidateOptionsResult.Fail($"Images:AllowedFormats names unknown format(s) {string.Join(", ", unknown)}; known: {string.Join(", ", ImageFormats.Known)}.");

@@ -33,8 +33,8 @@ public sealed class ImagePreprocessor
     {
         _model = model;
         _limits = limits;
-        _decoding = ImageFormats.Restricted(limits.AllowedFormats);
-        _allowed = new HashSet<string>(limits.AllowedFormats, StringComparer.OrdinalIgnoreCase);
+        _decoding = ImageFormats.Restricted(limits.EffectiveFormats.Distinct(StringComparer.OrdinalIgnoreCase));
+        _allowed = new HashSet<string>(limits.EffectiveFormats, StringComparer.OrdinalIgnoreCase);
         _lut = new float[model.Channels][];
         for (var c = 0; c < model.Channels; c++)
         {

@@ -3,6 +3,7 @@ using Classifier.Grains.Inference;
 using Classifier.Grains.Interfaces;
 using Classifier.Grains.Models;
 using Classifier.Tests.Support;
+using Microsoft.Extensions.Configuration;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
 
@@ -139,5 +140,23 @@ public sealed class PreprocessingTests
 
         Assert.NotNull(error);
         Assert.Equal(PredictionErrorKind.InvalidImage, error.Kind);
+    }
+
+    [Fact]
+    public void ConfiguredAllowListReplacesTheDefaultOneRatherThanExtendingIt()
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Images:AllowedFormats:0"] = "png" })
+            .Build();
+        var options = configuration.GetSection(ImageOptions.SectionName).Get<ImageOptions>()!;
+        var model = ModelRepository.ReadConfig(Path.Combine(Repo.Models, "text-orientation", "config.json"), "text-orientation");
+        using var image = new Image<Rgb24>(8, 8);
+        using var jpeg = new MemoryStream();
+        image.SaveAsJpeg(jpeg);
+
+        var error = new ImagePreprocessor(model, options).Preprocess(jpeg.ToArray(), new float[model.TensorLength]);
+
+        Assert.Equal(["png"], options.EffectiveFormats);
+        Assert.Equal(PredictionErrorKind.UnsupportedFormat, error?.Kind);
     }
 }

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# GPU readiness check, run on a machine with an NVIDIA GPU. Starts a silo with Models:Device=cuda
+# and a gateway, confirms that the CUDA execution provider is really in use (not a silent CPU
+# fallback), then drives the same requests through a CPU silo and prints both side by side.
+# Uses .gpu/part-* from scripts/gpu-bundle.sh when present (hosts without the .NET SDK), else builds.
+# Results go to $OUT (or .run/gpu) as gpu-check.md plus the process logs.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+out="${OUT:-$root/.run/gpu}"
+mkdir -p "$out"
+requests="${REQUESTS:-300}"
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" 2>&1 || echo "nvidia-smi failed" > "$out/gpu.txt"
+cat "$out/gpu.txt"
+
+if ls .gpu/part-* >/dev/null 2>&1; then
+  bundle=/tmp/classifier-bundle
+  rm -rf "$bundle" && mkdir -p "$bundle"
+  cat .gpu/part-* | zstd -d --long=27 -q | tar -C "$bundle" -xf - || { echo "bundle extraction failed"; exit 1; }
+  export DOTNET_ROOT="$bundle/dotnet" PATH="$bundle/dotnet:$PATH"
+  app="$bundle/app"; models="$bundle/models"
+else
+  dotnet build Cluster.sln -c Release -nologo -v quiet || exit 1
+  scripts/fetch-models.sh || exit 1
+  app=""; models="$root/models"
+fi
+silo_dll="${app:-$root/Silo/bin/Release/net10.0}/Classifier.Silo.dll"
+gateway_dll="${app:-$root/Gateway/bin/Release/net10.0}/Classifier.Gateway.dll"
+
+# ONNX Runtime 1.31's CUDA provider needs the CUDA 13 runtime, cuBLAS and cuDNN 9. Use the system's,
+# else those that Python wheels (nvidia-*-cu13, nvidia-cudnn-cu13) installed.
+extra=$(find / -xdev \( -name 'libcudart.so.13*' -o -name 'libcublasLt.so.13*' -o -name 'libcudnn.so.9*' -o -name 'libcufft.so.12*' -o -name 'libcurand.so.10*' \) -printf '%h\n' 2>/dev/null | sort -u | paste -sd: -)
+export LD_LIBRARY_PATH="${extra}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "CUDA library folders: ${extra:-none found}" | tee "$out/libs.txt"
+
+pids=()
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; pids=(); }
+trap stop_all EXIT
+
+# HTTP through python3's standard library: GPU images do not always have curl.
+py() { python3 - "$@"; }
+wait_ok() { py "$1" <<'PY'
+import sys, time, urllib.request
+for _ in range(240):
+    try:
+        if urllib.request.urlopen(sys.argv[1], timeout=2).status == 200: sys.exit(0)
+    except Exception: pass
+    time.sleep(0.5)
+sys.exit(1)
+PY
+}
+
+run_device() { # $1 = cuda|cpu
+  local device=$1
+  dotnet "$silo_dll" --urls http://127.0.0.1:9191 --Models:Repository "$models" --Models:Device "$device" \
+    --Cluster:SiloPort 11191 --Cluster:GatewayPort 30091 --Cluster:PrimarySiloPort 11191 --Cluster:ClusterId "gpu-$device" \
+    --Cluster:ServiceId "gpu-$device" > "$out/silo-$device.log" 2>&1 &
+  pids+=($!)
+  dotnet "$gateway_dll" --urls http://127.0.0.1:8181 --Cluster:GatewayPorts:0 30091 --Cluster:ClusterId "gpu-$device" \
+    --Cluster:ServiceId "gpu-$device" > "$out/gateway-$device.log" 2>&1 &
+  pids+=($!)
+  if ! wait_ok http://127.0.0.1:8181/readyz; then
+    echo "| $device | not ready (see silo-$device.log) | | | | |" >> "$out/gpu-check.md"
+    tail -n 30 "$out/silo-$device.log"; stop_all; return 1
+  fi
+  py "$device" "$requests" "$root/samples/upright.png" >> "$out/gpu-check.md" <<'PY'
+import json, sys, time, urllib.request
+device, n, sample = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "rb").read()
+def call(url, data=None, ctype=None):
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": ctype} if ctype else {})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.read().decode()
+providers = json.loads(call("http://127.0.0.1:8181/models/text-orientation"))["versions"][0]["providers"]
+start, answers = time.perf_counter(), []
+for i in range(n):
+    # Trailing bytes after PNG's IEND: a new hash (a cache miss), the same pixels.
+    answers.append(json.loads(call("http://127.0.0.1:8181/predict", sample + f"miss-{device}-{i}".encode(), "image/png")))
+wall = time.perf_counter() - start
+served = sorted({a["provider"] for a in answers})
+metrics = call("http://127.0.0.1:9191/metrics").splitlines()
+value = lambda name: float(next(l.split()[-1] for l in metrics if l.startswith(name)))
+mean_ms = 1000 * value("inference_duration_seconds_sum") / value("inference_duration_seconds_count")
+labels = sorted({a["predictions"][0]["label"] for a in answers})
+print(f"| {device} | {','.join(providers)} | {','.join(served)} | {n} | {wall:.2f} ({n / wall:.0f}/s) | {mean_ms:.3f} | {','.join(labels)} |")
+PY
+  stop_all
+}
+
+{
+  echo "# GPU check, $(date -u +%Y-%m-%dT%H:%MZ), $(cat "$out/gpu.txt")"
+  echo
+  echo "| device setting | /models providers | answers' provider | sequential misses | wall s | mean inference ms | top labels |"
+  echo "|---|---|---|---|---|---|---|"
+} > "$out/gpu-check.md"
+run_device cuda; cuda_rc=$?
+run_device cpu
+cat "$out/gpu-check.md"
+grep -q '^| cuda | CUDA | CUDA |' "$out/gpu-check.md" && [ $cuda_rc -eq 0 ] && echo "CUDA provider in use: yes" || { echo "CUDA provider in use: NO"; exit 1; }
