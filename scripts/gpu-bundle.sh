@@ -17,4 +17,5 @@ cp -r "$dotnet_root/dotnet" "$dotnet_root/host" "$dotnet_root/shared" "$work/bun
 mkdir -p "$work/bundle/models" && cp -r models/. "$work/bundle/models/"
 rm -rf .gpu && mkdir -p .gpu
 tar -C "$work/bundle" -cf - . | zstd -19 -T0 --long=27 -q | split -b 60m -d - .gpu/part-
+cp "$(command -v zstd)" .gpu/zstd # some GPU images have xz but no zstd
 ls -la .gpu >&2

@@ -17,7 +17,8 @@ cat "$out/gpu.txt"
 if ls .gpu/part-* >/dev/null 2>&1; then
   bundle=/tmp/classifier-bundle
   rm -rf "$bundle" && mkdir -p "$bundle"
-  cat .gpu/part-* | zstd -d --long=27 -q | tar -C "$bundle" -xf - || { echo "bundle extraction failed"; exit 1; }
+  zstd_bin=$(command -v zstd || echo "$root/.gpu/zstd") # gpu-bundle.sh ships one: some GPU images lack it
+  cat .gpu/part-* | "$zstd_bin" -d --long=27 -q | tar -C "$bundle" -xf - || { echo "bundle extraction failed"; exit 1; }
   export DOTNET_ROOT="$bundle/dotnet" PATH="$bundle/dotnet:$PATH"
   app="$bundle/app"; models="$bundle/models"
 else

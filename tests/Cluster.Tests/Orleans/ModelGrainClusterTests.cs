@@ -74,6 +74,46 @@ public sealed class ModelGrainClusterTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task CacheHitIsAnsweredWhileAMissOnTheSameGrainIsStillRunning()
+    {
+        // One shard, so both requests meet in one grain. The large image keeps its miss busy decoding;
+        // a grain that took one turn at a time would hold the cached request back until it finished.
+        var cached = TextImages.Numbered(6000);
+        await fixture.ClassifyAsync(cached, shardCount: 1);
+        var large = LargePng(3000, 3000);
+
+        var slow = fixture.ClassifyAsync(large, shardCount: 1);
+        await Task.Delay(20); // let the miss start
+        var fast = await fixture.ClassifyAsync(cached, shardCount: 1);
+        var slowWasRunning = !slow.IsCompleted;
+        var slowAnswer = await slow;
+
+        Assert.True(fast.FromCache);
+        Assert.True(slowWasRunning, "the hit waited for the miss: the grain does not interleave requests (or the large image decoded too fast to tell)");
+        Assert.False(slowAnswer.FromCache);
+        Assert.True(slowAnswer.PreprocessingMs > 20, $"decode took {slowAnswer.PreprocessingMs} ms");
+    }
+
+    private static byte[] LargePng(int width, int height)
+    {
+        using var image = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(width, height);
+        image.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++)
+            {
+                var row = rows.GetRowSpan(y);
+                for (var x = 0; x < row.Length; x++)
+                {
+                    row[x] = new((byte)(x * 7 + y), (byte)(y * 3), (byte)(x ^ y));
+                }
+            }
+        });
+        using var stream = new MemoryStream();
+        SixLabors.ImageSharp.ImageExtensions.SaveAsPng(image, stream);
+        return stream.ToArray();
+    }
+
+    [Fact]
     public async Task UnknownModelVersionIsReportedAsNotFound()
     {
         var reply = await fixture.Cluster.Client.GetGrain<IModelGrain>(ModelGrainKey.Format("text-orientation", "9", 0))
