@@ -41,8 +41,10 @@ public static class SiloBuilderExtensions
         services.AddSingleton<SystemMetricsSampler>();
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<ClusterReporter>();
-        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ClusterReporter>());
         services.AddSingleton<SiloGauges>();
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ModelCatalog>());
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ClusterReporter>());
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SiloGauges>());
         return builder;
     }
 }

@@ -1,7 +1,6 @@
 using System.Net;
 using Classifier.Grains;
 using Classifier.Grains.Cluster;
-using Classifier.Grains.Telemetry;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Orleans.Configuration;
 using Prometheus;
@@ -37,8 +36,6 @@ public static class SiloHostingExtensions
 
     public static WebApplication MapSiloEndpoints(this WebApplication app)
     {
-        // Resolving the gauges here registers their before-scrape refresh with the registry.
-        app.Services.GetRequiredService<SiloGauges>();
         app.MapMetrics();
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "live" }));
         app.MapGet("/readyz", Results<Ok<object>, ProblemHttpResult> (ClusterReporter reporter) => reporter.Latest is null

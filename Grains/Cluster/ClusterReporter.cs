@@ -9,8 +9,8 @@ using Orleans.Runtime;
 namespace Classifier.Grains.Cluster;
 
 /// <summary>
-/// Loads the models before the silo joins the cluster, then, while the silo is active, pushes its
-/// report to the cluster grain every interval and publishes the answer as <c>cluster_cache_hit_rate</c>.
+/// While the silo is active, pushes its report to the cluster grain every interval and publishes the
+/// answer as <c>cluster_cache_hit_rate</c>.
 /// </summary>
 public sealed class ClusterReporter(
     ModelCatalog catalog,
@@ -29,8 +29,6 @@ public sealed class ClusterReporter(
 
     public void Participate(ISiloLifecycle lifecycle)
     {
-        // Models load before the silo accepts grain calls, so no request meets a half-loaded catalog.
-        lifecycle.Subscribe<ClusterReporter>(ServiceLifecycleStage.ApplicationServices, _ => Task.Run(catalog.LoadAll));
         lifecycle.Subscribe<ClusterReporter>(ServiceLifecycleStage.Active, Start, Stop);
     }
 

@@ -4,11 +4,12 @@ using Classifier.Grains.Telemetry;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.ML.OnnxRuntime;
+using Orleans.Runtime;
 
 namespace Classifier.Grains.Inference;
 
 /// <summary>Every model version of the repository, loaded once per silo and borrowed by the grains.</summary>
-public sealed class ModelCatalog : IDisposable
+public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDisposable
 {
     private static readonly Lock EnvironmentGate = new();
     private static bool _environmentCreated;
@@ -31,6 +32,10 @@ public sealed class ModelCatalog : IDisposable
     }
 
     public IEnumerable<ModelRuntime> Runtimes => _runtimes.Values;
+
+    /// <summary>Models load before the silo accepts grain calls, so no request meets a half-loaded catalog.</summary>
+    public void Participate(ISiloLifecycle lifecycle) =>
+        lifecycle.Subscribe<ModelCatalog>(ServiceLifecycleStage.ApplicationServices, _ => Task.Run(LoadAll));
 
     /// <summary>Loads every session. A model that fails is put in the error state; the others still load.</summary>
     public void LoadAll()

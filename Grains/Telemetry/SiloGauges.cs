@@ -1,10 +1,12 @@
 using Classifier.Grains.Caching;
 using Classifier.Grains.Inference;
+using Orleans.Runtime;
 
 namespace Classifier.Grains.Telemetry;
 
 /// <summary>Refreshes the silo's point-in-time gauges from their sources just before each scrape.</summary>
-public sealed class SiloGauges
+/// <remarks>A lifecycle participant only so that every silo creates it, web host or not.</remarks>
+public sealed class SiloGauges : ILifecycleParticipant<ISiloLifecycle>
 {
     public SiloGauges(SiloMetrics metrics, SiloCacheStatistics statistics, ModelCatalog catalog, SystemMetricsSampler system)
     {
@@ -28,5 +30,10 @@ public sealed class SiloGauges
 
             system.Sample();
         });
+    }
+
+    public void Participate(ISiloLifecycle lifecycle)
+    {
+        // Nothing to do at any stage: construction registered the scrape callback.
     }
 }

@@ -114,6 +114,30 @@ public sealed class ModelGrainClusterTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task EachSiloCacheHitRateGaugeCountsOnlyItsOwnGrains()
+    {
+        var images = Enumerable.Range(0, 6).Select(i => TextImages.Numbered(4100 + i)).ToArray();
+        foreach (var image in images.Concat(images.Take(2)))
+        {
+            await fixture.ClassifyAsync(image);
+        }
+
+        foreach (var silo in fixture.SiloServices)
+        {
+            var metrics = ClusterFixture.MetricsOf(silo);
+            using var scrape = new MemoryStream();
+            await metrics.Registry.CollectAndExportAsTextAsync(scrape, TestContext.Current.CancellationToken); // runs the before-scrape refresh
+
+            var hits = metrics.CacheHits.WithLabels("text-orientation", "1").Value;
+            var misses = metrics.CacheMisses.WithLabels("text-orientation", "1").Value;
+            Assert.True(misses > 0, "every silo should hold some of the shards");
+            Assert.Equal(hits / (hits + misses), metrics.CacheHitRate.Value, 12);
+            Assert.InRange(metrics.CacheSize.Value, 1, metrics.CacheCapacity.Value);
+            Assert.Equal(0, metrics.CacheCapacity.Value % ClusterFixture.CacheCapacity);
+        }
+    }
+
+    [Fact]
     public async Task UnknownModelVersionIsReportedAsNotFound()
     {
         var reply = await fixture.Cluster.Client.GetGrain<IModelGrain>(ModelGrainKey.Format("text-orientation", "9", 0))
