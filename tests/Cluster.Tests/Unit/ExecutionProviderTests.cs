@@ -1,11 +1,5 @@
-using Classifier.Grains;
-using Classifier.Grains.Inference;
 using Classifier.Grains.Interfaces;
-using Classifier.Grains.Models;
-using Classifier.Grains.Telemetry;
 using Classifier.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
-using Prometheus;
 
 namespace Classifier.Tests.Unit;
 
@@ -14,21 +8,11 @@ public sealed class ExecutionProviderTests
 {
     private static bool HasNvidiaGpu => File.Exists("/dev/nvidia0");
 
-    private static (ModelRuntime Runtime, SiloMetrics Metrics) Load(string device)
-    {
-        Repo.RequireDefaultModel();
-        var version = ModelRepository.Load(Repo.Models).Single(v => v.Model.Name == "text-orientation");
-        var metrics = new SiloMetrics(Metrics.NewCustomRegistry());
-        var runtime = new ModelRuntime(version, new ImageOptions(), metrics.ForModel("text-orientation", "1"), NullLogger.Instance);
-        runtime.Load(new ModelsOptions { Device = device });
-        return (runtime, metrics);
-    }
-
     [Fact]
     public void AutoDeviceFallsBackToCpuWithoutCuda()
     {
         Assert.SkipWhen(HasNvidiaGpu, "this machine has an NVIDIA GPU; auto picks CUDA here");
-        var (runtime, metrics) = Load("auto");
+        var (runtime, metrics) = DefaultModel.Load("auto");
         using var _ = runtime;
 
         Assert.Equal(ModelState.Ready, runtime.State);
@@ -40,7 +24,7 @@ public sealed class ExecutionProviderTests
     public void CudaDeviceWithoutCudaPutsTheModelInTheErrorStateInsteadOfFallingBack()
     {
         Assert.SkipWhen(HasNvidiaGpu, "this machine has an NVIDIA GPU");
-        var (runtime, metrics) = Load("cuda");
+        var (runtime, metrics) = DefaultModel.Load("cuda");
         using var _ = runtime;
 
         Assert.Equal(ModelState.Error, runtime.State);
@@ -53,7 +37,7 @@ public sealed class ExecutionProviderTests
     public async Task ModelInTheErrorStateAnswersUnavailableWithTheReason()
     {
         Assert.SkipWhen(HasNvidiaGpu, "this machine has an NVIDIA GPU");
-        var (runtime, _) = Load("cuda");
+        var (runtime, _) = DefaultModel.Load("cuda");
         using var __ = runtime;
 
         var outcome = await runtime.PredictAsync(TextImages.Render("no model"));

@@ -1,0 +1,22 @@
+using Classifier.Grains;
+using Classifier.Grains.Inference;
+using Classifier.Grains.Models;
+using Classifier.Grains.Telemetry;
+using Microsoft.Extensions.Logging.Abstractions;
+using Prometheus;
+
+namespace Classifier.Tests.Support;
+
+/// <summary>The default model loaded outside any silo, with a private metrics registry.</summary>
+public static class DefaultModel
+{
+    public static (ModelRuntime Runtime, SiloMetrics Metrics) Load(string device = "cpu")
+    {
+        Repo.RequireDefaultModel();
+        var version = ModelRepository.Load(Repo.Models).Single(v => v.Model.Name == "text-orientation");
+        var metrics = new SiloMetrics(Metrics.NewCustomRegistry());
+        var runtime = new ModelRuntime(version, new ImageOptions(), metrics.ForModel("text-orientation", "1"), NullLogger.Instance);
+        runtime.Load(new ModelsOptions { Device = device });
+        return (runtime, metrics);
+    }
+}
