@@ -14,6 +14,10 @@ public static class GatewayExtensions
 {
     public static WebApplicationBuilder AddClassifierGateway(this WebApplicationBuilder builder)
     {
+        // Before anything touches the default registry: only Orleans' own meters are exported, and no
+        // EventCounter bridge or prometheus-net self-metrics (one of them fails `promtool check metrics`).
+        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressEventCounters = true, SuppressDebugMetrics = true });
+        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = MeterFilter.Keep);
         builder.Services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<ClusterClientOptions>().BindConfiguration(ClusterClientOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         var cluster = builder.Configuration.GetSection(ClusterClientOptions.SectionName).Get<ClusterClientOptions>() ?? new ClusterClientOptions();
@@ -57,7 +61,7 @@ public static class GatewayExtensions
     public static WebApplication MapGatewayMetrics(this WebApplication app)
     {
         var (version, build) = BuildInfo.Of(Assembly.GetExecutingAssembly());
-        GatewayMetrics.AppInfo.WithLabels(version, build, "gateway").Set(1);
+        GatewayMetrics.AppInfo.WithLabels(version, build, "gateway", BuildInfo.VersionOf(typeof(IClusterClient).Assembly), "none").Set(1);
         app.MapMetrics();
         return app;
     }

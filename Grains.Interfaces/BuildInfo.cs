@@ -12,4 +12,13 @@ public static class BuildInfo
         var parts = informational.Split('+', 2);
         return (parts[0], parts.Length > 1 ? parts[1][..Math.Min(12, parts[1].Length)] : "dev");
     }
+
+    /// <summary>A library's release number alone ("10.4.2"), whatever else its informational version carries.</summary>
+    public static string VersionOf(Assembly assembly)
+    {
+        var informational = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+            ?? assembly.GetName().Version?.ToString() ?? "unknown";
+        var end = informational.IndexOfAny(['+', ' ']);
+        return (end < 0 ? informational : informational[..end]).TrimEnd('.');
+    }
 }

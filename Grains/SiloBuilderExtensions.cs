@@ -34,7 +34,9 @@ public static class SiloBuilderExtensions
         {
             var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>());
             var (version, build) = BuildInfo.Of(Assembly.GetExecutingAssembly());
-            metrics.AppInfo.WithLabels(version, build, "silo").Set(1);
+            var orleans = BuildInfo.VersionOf(typeof(Grain).Assembly);
+            var onnxRuntime = BuildInfo.VersionOf(typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly);
+            metrics.AppInfo.WithLabels(version, build, "silo", orleans, onnxRuntime).Set(1);
             return metrics;
         });
         services.AddSingleton<SiloCacheStatistics>();

@@ -1,6 +1,7 @@
 using System.Net;
 using Classifier.Grains;
 using Classifier.Grains.Cluster;
+using Classifier.Grains.Interfaces;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Orleans.Configuration;
 using Prometheus;
@@ -12,6 +13,11 @@ public static class SiloHostingExtensions
 {
     public static WebApplicationBuilder AddClassifierSilo(this WebApplicationBuilder builder)
     {
+        // Before anything touches the default registry: only Orleans' own meters are exported, and no
+        // EventCounter bridge or prometheus-net self-metrics (one of them fails `promtool check metrics`).
+        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressEventCounters = true, SuppressDebugMetrics = true });
+        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = MeterFilter.Keep);
+
         var options = builder.Configuration.GetSection(SiloHostOptions.SectionName).Get<SiloHostOptions>() ?? new SiloHostOptions();
         builder.Services.AddOptions<SiloHostOptions>().BindConfiguration(SiloHostOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Security.Cryptography;
+using Classifier.Gateway.Telemetry;
 using Classifier.Grains.Interfaces;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime;
@@ -23,19 +25,25 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
         var hash = Hash(image);
         var key = ModelGrainKey.Format(model, version, hash.ShardOf(options.Value.ShardCount));
         var request = new PredictionRequest(image, hash, topK);
+        var started = Stopwatch.GetTimestamp();
         for (var attempt = 0; ; attempt++)
         {
             try
             {
-                return await client.GetGrain<IModelGrain>(key).PredictAsync(request).WaitAsync(cancellationToken);
+                var reply = await client.GetGrain<IModelGrain>(key).PredictAsync(request).WaitAsync(cancellationToken);
+                GatewayMetrics.Upstream.WithLabels(model).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+                return reply;
             }
             catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)
             {
                 if (attempt >= options.Value.Retries)
                 {
                     logger.LogWarning("Prediction for {Key} failed after {Attempts} attempts: {Error}", key, attempt + 1, e.Message);
+                    GatewayMetrics.Unavailable.WithLabels(model).Inc();
                     return null;
                 }
+
+                GatewayMetrics.Retries.WithLabels(model).Inc();
 
                 // The grain reactivates on a live silo once membership has declared the old one dead.
                 await Task.Delay(TimeSpan.FromMilliseconds(100 * (attempt + 1)), cancellationToken);

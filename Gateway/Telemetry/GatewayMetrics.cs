@@ -17,7 +17,22 @@ public static class GatewayMetrics
         "http_request_duration_seconds", "Time from request start to response end at the gateway, in seconds, by route template and method.",
         new HistogramConfiguration { LabelNames = ["endpoint", "method"], Buckets = DurationBuckets });
 
-    public static readonly Gauge AppInfo = Metrics.CreateGauge("app_info", "Always 1; the labels say what is running.", "version", "build", "role");
+    public static readonly Gauge AppInfo = Metrics.CreateGauge(
+        "app_info", "Always 1; the labels say what is running.", "version", "build", "role", "orleans_version", "onnxruntime_version");
+
+    public static readonly Gauge InFlight = Metrics.CreateGauge(
+        "gateway_requests_in_flight", "HTTP requests the gateway is processing now.");
+
+    /// <summary>Grain-call time for one prediction, retries included, by model (models are validated first, so the label is bounded).</summary>
+    public static readonly Histogram Upstream = Metrics.CreateHistogram(
+        "gateway_upstream_duration_seconds", "Time from the gateway's first grain call to the silo's answer for one image, retries included, in seconds.",
+        new HistogramConfiguration { LabelNames = ["model"], Buckets = DurationBuckets });
+
+    public static readonly Counter Retries = Metrics.CreateCounter(
+        "gateway_upstream_retries_total", "Grain calls repeated because the silo serving them vanished or timed out.", "model");
+
+    public static readonly Counter Unavailable = Metrics.CreateCounter(
+        "gateway_upstream_unavailable_total", "Images answered 503 because no silo could be reached within the retry budget.", "model");
 
     private static readonly ConcurrentDictionary<(string Endpoint, string Method, int Status), (Counter.Child Count, Histogram.Child Duration)> Children = new();
 

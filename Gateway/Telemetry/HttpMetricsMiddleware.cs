@@ -10,6 +10,7 @@ public sealed class HttpMetricsMiddleware(RequestDelegate next)
     {
         var start = Stopwatch.GetTimestamp();
         var status = StatusCodes.Status500InternalServerError;
+        GatewayMetrics.InFlight.Inc();
         try
         {
             await next(context);
@@ -17,6 +18,7 @@ public sealed class HttpMetricsMiddleware(RequestDelegate next)
         }
         finally
         {
+            GatewayMetrics.InFlight.Dec();
             var endpoint = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
             GatewayMetrics.Record(endpoint, Method(context.Request.Method), status, Stopwatch.GetElapsedTime(start).TotalSeconds);
         }

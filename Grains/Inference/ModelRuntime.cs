@@ -174,7 +174,18 @@ public sealed class ModelRuntime : IDisposable
     }
 
     /// <summary>Preprocesses and classifies one image, off the caller's thread. Never throws for bad input.</summary>
-    public Task<InferenceOutcome> PredictAsync(byte[] image) => Task.Run(() => Predict(image));
+    /// <remarks>The thread pool is the queue: depth and wait are measured from acceptance to the start of the work.</remarks>
+    public Task<InferenceOutcome> PredictAsync(byte[] image)
+    {
+        Metrics.QueueDepth.Inc();
+        var accepted = Stopwatch.GetTimestamp();
+        return Task.Run(() =>
+        {
+            Metrics.QueueDepth.Dec();
+            Metrics.QueueWait.Observe(Stopwatch.GetElapsedTime(accepted).TotalSeconds);
+            return Predict(image);
+        });
+    }
 
     private InferenceOutcome Predict(byte[] image)
     {
@@ -197,6 +208,7 @@ public sealed class ModelRuntime : IDisposable
             }
 
             Metrics.Preprocessing.Observe(preprocessingSeconds);
+            Metrics.BatchSize.Observe(1);
             var probabilities = RunBatch(tensor, 1);
             var inferenceSeconds = Stopwatch.GetElapsedTime(preprocessed).TotalSeconds;
             Metrics.Inference.Observe(inferenceSeconds);

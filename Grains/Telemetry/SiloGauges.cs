@@ -1,5 +1,6 @@
 using Classifier.Grains.Caching;
 using Classifier.Grains.Inference;
+using Microsoft.Extensions.Options;
 using Orleans.Runtime;
 
 namespace Classifier.Grains.Telemetry;
@@ -8,8 +9,9 @@ namespace Classifier.Grains.Telemetry;
 /// <remarks>A lifecycle participant only so that every silo creates it, web host or not.</remarks>
 public sealed class SiloGauges : ILifecycleParticipant<ISiloLifecycle>
 {
-    public SiloGauges(SiloMetrics metrics, SiloCacheStatistics statistics, ModelCatalog catalog, SystemMetricsSampler system)
+    public SiloGauges(SiloMetrics metrics, SiloCacheStatistics statistics, ModelCatalog catalog, SystemMetricsSampler system, IOptions<ModelsOptions> models)
     {
+        var requested = models.Value.Device;
         metrics.Registry.AddBeforeCollectCallback(() =>
         {
             var cache = statistics.Snapshot();
@@ -24,13 +26,18 @@ public sealed class SiloGauges : ILifecycleParticipant<ISiloLifecycle>
                 metrics.ModelLoad.WithLabels(model, version).Set(runtime.LoadMs / 1000);
                 if (runtime.Provider != "none")
                 {
-                    metrics.ModelProvider.WithLabels(model, version, runtime.Provider).Set(1);
+                    metrics.ModelProvider.WithLabels(model, version, runtime.Provider, requested).Set(1);
                 }
             }
 
+            metrics.GpuDevices.Set(GpuDeviceCount());
             system.Sample();
         });
     }
+
+    private static int GpuDeviceCount() => OperatingSystem.IsLinux() && Directory.Exists("/dev")
+        ? Directory.EnumerateFiles("/dev", "nvidia*").Count(f => Path.GetFileName(f)["nvidia".Length..].All(char.IsAsciiDigit) && f.Length > "/dev/nvidia".Length)
+        : 0;
 
     public void Participate(ISiloLifecycle lifecycle)
     {

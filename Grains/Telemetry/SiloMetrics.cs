@@ -35,12 +35,18 @@ public sealed class SiloMetrics
         CacheMemory = f.CreateGauge("cache_memory_bytes", "Approximate bytes held by cached predictions on this silo.");
         ClusterCacheHitRate = f.CreateGauge("cluster_cache_hit_rate", "hits / (hits + misses) over every ModelGrain in the cluster, 0 to 1, aggregated from the grains' statistics; the same on every silo within one refresh.");
         ModelState = f.CreateGauge("model_state", "Model version state on this silo: 0 = not ready, 1 = ready, 2 = error.", ModelLabels);
-        ModelProvider = f.CreateGauge("model_execution_provider", "1 for the ONNX Runtime execution provider running this model version on this silo.", "model", "version", "provider");
+        ModelProvider = f.CreateGauge("model_execution_provider", "1 for the ONNX Runtime execution provider running this model version on this silo; requested is the Models:Device setting (auto, cpu, cuda).", "model", "version", "provider", "requested");
+        GpuDevices = f.CreateGauge("silo_gpu_devices", "NVIDIA GPU device nodes (/dev/nvidiaN) visible to this silo.");
+        QueueDepth = f.CreateGauge("inference_queue_depth", "Images of this model version accepted for inference on this silo that have not started running yet.", ModelLabels);
+        QueueWait = f.CreateHistogram("inference_queue_wait_seconds", "Time an image waited between acceptance for inference and the start of its run, in seconds.",
+            new HistogramConfiguration { LabelNames = ModelLabels, Buckets = DurationBuckets });
+        BatchSize = f.CreateHistogram("inference_batch_size", "Images per ONNX Runtime run.",
+            new HistogramConfiguration { LabelNames = ModelLabels, Buckets = [1, 2, 4, 8, 16, 32, 64, 128] });
         ModelLoad = f.CreateGauge("model_load_duration_seconds", "Time taken to create this model version's ONNX Runtime session, in seconds.", ModelLabels);
         SystemCpu = f.CreateGauge("system_cpu_percent", "Whole-machine CPU use, 0 to 100, over the last sampling interval.");
         SystemMemory = f.CreateGauge("system_memory_percent", "Whole-machine memory in use (total - available), 0 to 100.");
         ProcessMemory = f.CreateGauge("process_memory_bytes", "This process's memory in bytes: rss (resident) or vms (virtual).", "type");
-        AppInfo = f.CreateGauge("app_info", "Always 1; the labels say what is running.", "version", "build", "role");
+        AppInfo = f.CreateGauge("app_info", "Always 1; the labels say what is running.", "version", "build", "role", "orleans_version", "onnxruntime_version");
     }
 
     public CollectorRegistry Registry { get; }
@@ -79,6 +85,14 @@ public sealed class SiloMetrics
 
     public Gauge ModelLoad { get; }
 
+    public Gauge GpuDevices { get; }
+
+    public Gauge QueueDepth { get; }
+
+    public Histogram QueueWait { get; }
+
+    public Histogram BatchSize { get; }
+
     public Gauge SystemCpu { get; }
 
     public Gauge SystemMemory { get; }
@@ -94,7 +108,10 @@ public sealed class SiloMetrics
         CacheHits.WithLabels(model, version),
         CacheMisses.WithLabels(model, version),
         CacheEvictions.WithLabels(model, version),
-        ModelState.WithLabels(model, version));
+        ModelState.WithLabels(model, version),
+        QueueDepth.WithLabels(model, version),
+        QueueWait.WithLabels(model, version),
+        BatchSize.WithLabels(model, version));
 }
 
 /// <summary>One model version's metric children, kept by its runtime so the hot path does no label look-up.</summary>
@@ -104,4 +121,7 @@ public sealed record ModelMetrics(
     Counter.Child CacheHits,
     Counter.Child CacheMisses,
     Counter.Child CacheEvictions,
-    Gauge.Child State);
+    Gauge.Child State,
+    Gauge.Child QueueDepth,
+    Histogram.Child QueueWait,
+    Histogram.Child BatchSize);

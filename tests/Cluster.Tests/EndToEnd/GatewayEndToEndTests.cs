@@ -113,7 +113,10 @@ public sealed class GatewayEndToEndTests(ProcessClusterFixture cluster)
             Assert.Contains($"http_request_duration_seconds_bucket{{endpoint=\"/predict\",method=\"POST\",le=\"{le}\"}}", text, StringComparison.Ordinal);
         }
 
-        Assert.Matches(@"app_info\{version=""[^""]+"",build=""[^""]+"",role=""gateway""\} 1", text);
+        Assert.Matches(@"app_info\{version=""[^""]+"",build=""[^""]+"",role=""gateway"",orleans_version=""10\.[^""]+"",onnxruntime_version=""none""\} 1", text);
+        Assert.Contains("gateway_requests_in_flight ", text, StringComparison.Ordinal);
+        Assert.Matches(@"gateway_upstream_duration_seconds_count\{model=""text-orientation""\} [1-9]", text);
+        Assert.DoesNotContain("system_runtime_", text, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -133,7 +136,12 @@ public sealed class GatewayEndToEndTests(ProcessClusterFixture cluster)
             "cache_evictions_total{model=\"text-orientation\",version=\"1\"}",
             "cache_hit_rate ", "cache_size_current ", "cache_capacity ", "cache_memory_bytes ", "cluster_cache_hit_rate ",
             "model_state{model=\"text-orientation\",version=\"1\"} 1",
-            "model_execution_provider{model=\"text-orientation\",version=\"1\",provider=\"CPU\"} 1",
+            "model_execution_provider{model=\"text-orientation\",version=\"1\",provider=\"CPU\",requested=\"cpu\"} 1",
+            "inference_queue_depth{model=\"text-orientation\",version=\"1\"}",
+            "inference_queue_wait_seconds_count{model=\"text-orientation\",version=\"1\"}",
+            "inference_batch_size_bucket{model=\"text-orientation\",version=\"1\",le=\"1\"}",
+            "silo_gpu_devices ",
+            "microsoft_orleans_orleans_catalog_activations",
             "system_memory_percent ", "system_cpu_percent ",
             "process_memory_bytes{type=\"rss\"}", "process_memory_bytes{type=\"vms\"}",
         ];
@@ -148,7 +156,9 @@ public sealed class GatewayEndToEndTests(ProcessClusterFixture cluster)
         }
 
         Assert.Matches(@"predictions_total\{status=""success""\} [1-9]", text);
-        Assert.Matches(@"app_info\{version=""[^""]+"",build=""[^""]+"",role=""silo""\} 1", text);
+        Assert.Matches(@"app_info\{version=""[^""]+"",build=""[^""]+"",role=""silo"",orleans_version=""10\.[^""]+"",onnxruntime_version=""1\.31[^""]*""\} 1", text);
+        Assert.DoesNotContain("system_runtime_", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("private_internaldiagnostics", text, StringComparison.Ordinal);
         var memory = double.Parse(Regex.Match(text, @"^system_memory_percent (\S+)$", RegexOptions.Multiline).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(memory, 0.001, 100);
         var clusterRate = double.Parse(Regex.Match(text, @"^cluster_cache_hit_rate (\S+)$", RegexOptions.Multiline).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
