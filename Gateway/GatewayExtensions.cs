@@ -3,8 +3,10 @@ using Classifier.Gateway.Api;
 using Classifier.Gateway.Cluster;
 using Classifier.Gateway.Telemetry;
 using Classifier.Grains.Interfaces;
+using Classifier.ServiceDefaults;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Trace;
 using Prometheus;
 
 namespace Classifier.Gateway;
@@ -14,10 +16,7 @@ public static class GatewayExtensions
 {
     public static WebApplicationBuilder AddClassifierGateway(this WebApplicationBuilder builder)
     {
-        // Before anything touches the default registry: only Orleans' own meters are exported, and no
-        // EventCounter bridge or prometheus-net self-metrics (one of them fails `promtool check metrics`).
-        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressEventCounters = true, SuppressDebugMetrics = true });
-        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = MeterFilter.Keep);
+        builder.AddServiceDefaults("gateway", t => t.AddAspNetCoreInstrumentation());
         builder.Services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<ClusterClientOptions>().BindConfiguration(ClusterClientOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         var cluster = builder.Configuration.GetSection(ClusterClientOptions.SectionName).Get<ClusterClientOptions>() ?? new ClusterClientOptions();
@@ -26,6 +25,7 @@ public static class GatewayExtensions
         builder.UseOrleansClient(client =>
         {
             client.UseLocalhostClustering(cluster.EffectiveGatewayPorts, cluster.ServiceId, cluster.ClusterId);
+            client.AddActivityPropagation(); // the trace continues into the grain call
 
             // Keep trying to reach the cluster: the gateway starts (and answers /healthz) before any silo.
             client.UseConnectionRetryFilter(async (_, cancellationToken) =>

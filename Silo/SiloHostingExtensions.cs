@@ -2,6 +2,7 @@ using System.Net;
 using Classifier.Grains;
 using Classifier.Grains.Cluster;
 using Classifier.Grains.Interfaces;
+using Classifier.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Orleans.Configuration;
 using Prometheus;
@@ -13,10 +14,7 @@ public static class SiloHostingExtensions
 {
     public static WebApplicationBuilder AddClassifierSilo(this WebApplicationBuilder builder)
     {
-        // Before anything touches the default registry: only Orleans' own meters are exported, and no
-        // EventCounter bridge or prometheus-net self-metrics (one of them fails `promtool check metrics`).
-        Metrics.SuppressDefaultMetrics(new SuppressDefaultMetricOptions { SuppressEventCounters = true, SuppressDebugMetrics = true });
-        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = MeterFilter.Keep);
+        builder.AddServiceDefaults("silo");
 
         var options = builder.Configuration.GetSection(SiloHostOptions.SectionName).Get<SiloHostOptions>() ?? new SiloHostOptions();
         builder.Services.AddOptions<SiloHostOptions>().BindConfiguration(SiloHostOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -32,6 +30,7 @@ public static class SiloHostingExtensions
             silo.Configure<SiloOptions>(o => o.SiloName = options.SiloName
                 ?? Environment.GetEnvironmentVariable("POD_NAME")
                 ?? $"silo-{options.SiloPort}");
+            silo.AddActivityPropagation();
             silo.AddClassifierGrains();
         });
 

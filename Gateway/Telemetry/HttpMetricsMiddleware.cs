@@ -4,8 +4,11 @@ namespace Classifier.Gateway.Telemetry;
 
 /// <summary>Records <c>http_requests_total</c> and <c>http_request_duration_seconds</c> for every request.</summary>
 /// <remarks>The endpoint label is the route template, never the raw path, so label values stay bounded.</remarks>
-public sealed class HttpMetricsMiddleware(RequestDelegate next)
+public sealed class HttpMetricsMiddleware(RequestDelegate next, ILoggerFactory loggers)
 {
+    /// <summary>One line per request at Debug level (category <c>Classifier.Gateway.AccessLog</c>), carrying the trace id.</summary>
+    private readonly ILogger _accessLog = loggers.CreateLogger("Classifier.Gateway.AccessLog");
+
     public async Task InvokeAsync(HttpContext context)
     {
         var start = Stopwatch.GetTimestamp();
@@ -20,7 +23,12 @@ public sealed class HttpMetricsMiddleware(RequestDelegate next)
         {
             GatewayMetrics.InFlight.Dec();
             var endpoint = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
-            GatewayMetrics.Record(endpoint, Method(context.Request.Method), status, Stopwatch.GetElapsedTime(start).TotalSeconds);
+            var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            GatewayMetrics.Record(endpoint, Method(context.Request.Method), status, seconds);
+            if (_accessLog.IsEnabled(LogLevel.Debug))
+            {
+                _accessLog.LogDebug("{Method} {Endpoint} answered {Status} in {DurationMs:F2} ms", context.Request.Method, endpoint, status, seconds * 1000);
+            }
         }
     }
 

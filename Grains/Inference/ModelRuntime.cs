@@ -22,6 +22,9 @@ public readonly record struct InferenceOutcome(float[]? Probabilities, Predictio
 /// </summary>
 public sealed class ModelRuntime : IDisposable
 {
+    /// <summary>Spans of preprocessing and inference; the hosts subscribe to this source name when tracing is on.</summary>
+    public static readonly ActivitySource Tracing = new("Classifier");
+
     private readonly ILogger _logger;
     private readonly RunOptions _runOptions = new();
     private readonly string[] _inputNames;
@@ -198,21 +201,36 @@ public sealed class ModelRuntime : IDisposable
         var tensor = ArrayPool<float>.Shared.Rent(length);
         try
         {
-            var start = Stopwatch.GetTimestamp();
-            var error = Preprocessor.Preprocess(image, tensor.AsSpan(0, length));
-            var preprocessed = Stopwatch.GetTimestamp();
-            var preprocessingSeconds = Stopwatch.GetElapsedTime(start, preprocessed).TotalSeconds;
-            if (error is not null)
+            double preprocessingSeconds;
+            using (var span = Tracing.StartActivity("preprocess"))
             {
-                return new(null, error, preprocessingSeconds * 1000, 0);
+                span?.SetTag("classifier.model", Model.Name);
+                span?.SetTag("classifier.model_version", Definition.Version);
+                var start = Stopwatch.GetTimestamp();
+                var error = Preprocessor.Preprocess(image, tensor.AsSpan(0, length));
+                preprocessingSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                if (error is not null)
+                {
+                    span?.SetStatus(ActivityStatusCode.Error, error.Message);
+                    return new(null, error, preprocessingSeconds * 1000, 0);
+                }
+
+                Metrics.Preprocessing.Observe(preprocessingSeconds);
             }
 
-            Metrics.Preprocessing.Observe(preprocessingSeconds);
-            Metrics.BatchSize.Observe(1);
-            var probabilities = RunBatch(tensor, 1);
-            var inferenceSeconds = Stopwatch.GetElapsedTime(preprocessed).TotalSeconds;
-            Metrics.Inference.Observe(inferenceSeconds);
-            return new(probabilities, null, preprocessingSeconds * 1000, inferenceSeconds * 1000);
+            using (var span = Tracing.StartActivity("inference"))
+            {
+                span?.SetTag("classifier.model", Model.Name);
+                span?.SetTag("classifier.model_version", Definition.Version);
+                span?.SetTag("classifier.provider", Provider);
+                span?.SetTag("classifier.batch_size", 1);
+                var start = Stopwatch.GetTimestamp();
+                Metrics.BatchSize.Observe(1);
+                var probabilities = RunBatch(tensor, 1);
+                var inferenceSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                Metrics.Inference.Observe(inferenceSeconds); // inside the span: the exemplar points at it
+                return new(probabilities, null, preprocessingSeconds * 1000, inferenceSeconds * 1000);
+            }
         }
         finally
         {

@@ -1,6 +1,6 @@
 using System.Diagnostics.Metrics;
 
-namespace Classifier.Grains.Interfaces;
+namespace Classifier.ServiceDefaults;
 
 /// <summary>Which .NET meters both roles export through prometheus-net's meter adapter.</summary>
 public static class MeterFilter
