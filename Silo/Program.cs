@@ -19,3 +19,8 @@ catch (Exception e) when (e.FindInner<ModelConfigException>() is { } config)
     await Console.Error.WriteLineAsync($"error: {config.Message}");
     return 2;
 }
+catch (Exception e) when (e.FindInner<System.Net.Sockets.SocketException>() is { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse } socket)
+{
+    await Console.Error.WriteLineAsync($"error: a port this silo needs is already in use ({socket.Message}); stop the other process or choose other ports (--urls, --Cluster:SiloPort, --Cluster:GatewayPort).");
+    return 3;
+}

@@ -24,9 +24,27 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
 
     public int PrimarySiloPort { get; private set; }
 
+    /// <summary>The default model plus <c>broken</c>, whose model.onnx is not an ONNX file: it must fail alone.</summary>
+    public string ModelRepository { get; } = Directory.CreateTempSubdirectory("e2e-models-").FullName;
+
+    public const string BrokenModel = "broken";
+
+    private void CreateModelRepository()
+    {
+        foreach (var model in new[] { "text-orientation", BrokenModel })
+        {
+            Directory.CreateDirectory(Path.Combine(ModelRepository, model, "1"));
+            File.Copy(Path.Combine(Repo.Models, "text-orientation", "config.json"), Path.Combine(ModelRepository, model, "config.json"));
+        }
+
+        File.Copy(Repo.DefaultModelFile, Path.Combine(ModelRepository, "text-orientation", "1", "model.onnx"));
+        File.WriteAllBytes(Path.Combine(ModelRepository, BrokenModel, "1", "model.onnx"), "this is not an ONNX model"u8.ToArray());
+    }
+
     public async ValueTask InitializeAsync()
     {
         Repo.RequireDefaultModel();
+        CreateModelRepository();
         var (siloHttp, siloPort, siloGateway, gatewayHttp, orphanHttp) =
             (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
         PrimarySiloPort = siloPort;
@@ -34,7 +52,7 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
         GatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
         OrphanGatewayUrl = $"http://127.0.0.1:{orphanHttp}";
 
-        var silo = Track(ClusterProcess.StartSilo("silo-a", siloHttp, siloPort, siloGateway, siloPort, ClusterId, Repo.Models));
+        var silo = Track(ClusterProcess.StartSilo("silo-a", siloHttp, siloPort, siloGateway, siloPort, ClusterId, ModelRepository));
         var gateway = Track(ClusterProcess.StartGateway("gateway", gatewayHttp, [siloGateway], ClusterId, "--Gateway:MaxImageBytes", $"{MaxImageBytes}"));
         var orphan = Track(ClusterProcess.StartGateway("orphan-gateway", orphanHttp, [ClusterProcess.FreePort()], ClusterId));
 
@@ -64,6 +82,7 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
         }
 
         Http.Dispose();
+        Directory.Delete(ModelRepository, recursive: true);
     }
 }
 

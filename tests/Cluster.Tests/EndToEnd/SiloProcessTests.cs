@@ -10,7 +10,7 @@ public sealed class SiloProcessTests(ProcessClusterFixture cluster)
     public async Task SecondSiloJoinsTheLocalClusterAndReceivesNewShards()
     {
         var (http, port, gateway) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
-        var silo = cluster.Track(ClusterProcess.StartSilo("silo-b", http, port, gateway, cluster.PrimarySiloPort, cluster.ClusterId, Repo.Models));
+        var silo = cluster.Track(ClusterProcess.StartSilo("silo-b", http, port, gateway, cluster.PrimarySiloPort, cluster.ClusterId, cluster.ModelRepository));
         await silo.WaitUntilOkAsync(cluster.Http, $"http://127.0.0.1:{http}/readyz", TimeSpan.FromSeconds(60));
 
         // Placement weighs silos by the activation counts they publish, so the first few shards after the
