@@ -2,6 +2,7 @@ using System.Reflection;
 using Classifier.Gateway.Api;
 using Classifier.Gateway.Cluster;
 using Classifier.Gateway.Telemetry;
+using Microsoft.AspNetCore.Hosting;
 using Classifier.Grains.Interfaces;
 using Classifier.ServiceDefaults;
 using Microsoft.AspNetCore.Diagnostics;
@@ -39,6 +40,14 @@ public static class GatewayExtensions
         builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = Math.Max(gateway.MaxBatchBytes, gateway.MaxImageBytes));
 
+        if (gateway.ManagementPort is { } managementPort)
+        {
+            var urls = builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? "http://0.0.0.0:8080";
+            var host = new Uri(urls.Split(';')[0].Replace("*", "0.0.0.0", StringComparison.Ordinal).Replace("+", "0.0.0.0", StringComparison.Ordinal)).Host;
+            builder.WebHost.UseUrls($"{urls};http://{host}:{managementPort}");
+        }
+
+        builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName);
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ClusterView>();
@@ -50,11 +59,17 @@ public static class GatewayExtensions
     public static WebApplication UseGatewayPipeline(this WebApplication app)
     {
         app.UseMiddleware<HttpMetricsMiddleware>();
+
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
             StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
         });
         app.UseStatusCodePages();
+        if (app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.ManagementPort is { } managementPort)
+        {
+            app.UseMiddleware<ManagementPortMiddleware>(managementPort);
+        }
+
         return app;
     }
 

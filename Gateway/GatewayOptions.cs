@@ -34,6 +34,13 @@ public sealed class GatewayOptions
     [Range(0, 10)]
     public int Retries { get; set; } = 2;
 
+    /// <summary>
+    /// When set, <c>/metrics</c>, <c>/healthz</c> and <c>/readyz</c> are served on this port only (added to
+    /// the listening URLs), and the API is not served there: scrapers and probes stay off the public port.
+    /// </summary>
+    [Range(1, 65535)]
+    public int? ManagementPort { get; set; }
+
     /// <summary>How often the gateway refreshes its view of models and silos.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(2);

@@ -22,8 +22,8 @@ public static class ModelsApi
 {
     public static IEndpointRouteBuilder MapModelsApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/models", ListAsync).WithTags("Models");
-        routes.MapGet("/models/{name}", GetAsync).WithTags("Models");
+        routes.MapGet("/models", ListAsync).WithTags("Models").AddEndpointFilter<ApiKeyFilter>();
+        routes.MapGet("/models/{name}", GetAsync).WithTags("Models").AddEndpointFilter<ApiKeyFilter>();
         return routes;
     }
 

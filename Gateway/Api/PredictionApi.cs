@@ -32,8 +32,8 @@ public static class PredictionApi
     public static IEndpointRouteBuilder MapPredictionApi(this IEndpointRouteBuilder routes)
     {
         // Mapped without a group: a group's "" route renders its template as "/predict/", which would be the metric label.
-        routes.MapPost("/predict", PredictAsync).WithTags("Predictions");
-        routes.MapPost("/predict/batch", PredictBatchAsync).WithTags("Predictions");
+        routes.MapPost("/predict", PredictAsync).WithTags("Predictions").AddEndpointFilter<ApiKeyFilter>();
+        routes.MapPost("/predict/batch", PredictBatchAsync).WithTags("Predictions").AddEndpointFilter<ApiKeyFilter>();
         return routes;
     }
 

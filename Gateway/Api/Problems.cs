@@ -12,6 +12,7 @@ public static class Problems
         title: status switch
         {
             400 => "Bad request",
+            401 => "Unauthorized",
             404 => "Not found",
             413 => "Image too large",
             415 => "Unsupported media type",

@@ -22,6 +22,13 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
 
     public string OrphanGatewayUrl { get; private set; } = "";
 
+    /// <summary>A gateway with API keys and a separate management port, on the same silo.</summary>
+    public string SecuredGatewayUrl { get; private set; } = "";
+
+    public string SecuredManagementUrl { get; private set; } = "";
+
+    public const string ApiKey = "test-key-0123";
+
     public int PrimarySiloPort { get; private set; }
 
     /// <summary>The default model plus <c>broken</c>, whose model.onnx is not an ONNX file: it must fail alone.</summary>
@@ -55,10 +62,16 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
         var silo = Track(ClusterProcess.StartSilo("silo-a", siloHttp, siloPort, siloGateway, siloPort, ClusterId, ModelRepository));
         var gateway = Track(ClusterProcess.StartGateway("gateway", gatewayHttp, [siloGateway], ClusterId, "--Gateway:MaxImageBytes", $"{MaxImageBytes}"));
         var orphan = Track(ClusterProcess.StartGateway("orphan-gateway", orphanHttp, [ClusterProcess.FreePort()], ClusterId));
+        var (securedHttp, securedManagement) = (ClusterProcess.FreePort(), ClusterProcess.FreePort());
+        SecuredGatewayUrl = $"http://127.0.0.1:{securedHttp}";
+        SecuredManagementUrl = $"http://127.0.0.1:{securedManagement}";
+        var secured = Track(ClusterProcess.StartGateway("secured-gateway", securedHttp, [siloGateway], ClusterId,
+            "--Auth:ApiKeys:0", "other-key", "--Auth:ApiKeys:1", ApiKey, "--Gateway:ManagementPort", $"{securedManagement}"));
 
         await silo.WaitUntilOkAsync(Http, SiloUrl + "/readyz", TimeSpan.FromSeconds(60));
         await gateway.WaitUntilOkAsync(Http, GatewayUrl + "/readyz", TimeSpan.FromSeconds(60));
         await orphan.WaitUntilOkAsync(Http, OrphanGatewayUrl + "/healthz", TimeSpan.FromSeconds(60));
+        await secured.WaitUntilOkAsync(Http, SecuredManagementUrl + "/readyz", TimeSpan.FromSeconds(60));
     }
 
     public ClusterProcess Track(ClusterProcess process)
