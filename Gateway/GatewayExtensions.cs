@@ -25,8 +25,24 @@ public static class GatewayExtensions
 
         builder.UseOrleansClient(client =>
         {
-            client.UseLocalhostClustering(cluster.EffectiveGatewayPorts, cluster.ServiceId, cluster.ClusterId);
+            if (cluster.Clustering == "redis")
+            {
+                if (string.IsNullOrWhiteSpace(cluster.RedisConnectionString))
+                {
+                    throw new OptionsValidationException(ClusterClientOptions.SectionName, typeof(ClusterClientOptions),
+                        ["Cluster:Clustering is 'redis' but Cluster:RedisConnectionString is empty; set it (env Cluster__RedisConnectionString), e.g. redis:6379."]);
+                }
+
+                client.UseRedisClustering(cluster.RedisConnectionString);
+                client.Configure<Orleans.Configuration.ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (cluster.ClusterId, cluster.ServiceId));
+            }
+            else
+            {
+                client.UseLocalhostClustering(cluster.EffectiveGatewayPorts, cluster.ServiceId, cluster.ClusterId);
+            }
+
             client.AddActivityPropagation(); // the trace continues into the grain call
+            client.Configure<Orleans.Configuration.ClientMessagingOptions>(o => o.ResponseTimeout = gateway.CallTimeout);
 
             // Keep trying to reach the cluster: the gateway starts (and answers /healthz) before any silo.
             client.UseConnectionRetryFilter(async (_, cancellationToken) =>

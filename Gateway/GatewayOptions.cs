@@ -30,9 +30,19 @@ public sealed class GatewayOptions
     [Range(1, 1L << 31)]
     public long MaxBatchBytes { get; set; } = 64 * 1024 * 1024;
 
-    /// <summary>Extra attempts when a grain call fails because its silo vanished (predictions are idempotent).</summary>
-    [Range(0, 10)]
-    public int Retries { get; set; } = 2;
+    /// <summary>
+    /// Longest wait for one grain call. A call in flight to a silo that dies gets no answer, so this bounds
+    /// how long such a request hangs before it is retried on a survivor (Orleans' default is 30 s).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long a prediction may keep retrying when its grain call fails because the silo vanished or the
+    /// cluster is unreachable (predictions are idempotent). Cover the silos' failure-detection time.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan RetryBudget { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>
     /// When set, <c>/metrics</c>, <c>/healthz</c> and <c>/readyz</c> are served on this port only (added to
@@ -56,6 +66,13 @@ public sealed class ClusterClientOptions
 
     [Required]
     public string ServiceId { get; set; } = "classifier";
+
+    /// <summary><c>localhost</c> (connect to <see cref="GatewayPorts"/> on this machine) or <c>redis</c> (find silos in Redis).</summary>
+    [Required, RegularExpression("^(localhost|redis)$", ErrorMessage = "Cluster:Clustering must be 'localhost' or 'redis'.")]
+    public string Clustering { get; set; } = "localhost";
+
+    /// <summary>StackExchange.Redis connection string for <c>redis</c> clustering.</summary>
+    public string? RedisConnectionString { get; set; }
 
     /// <summary>
     /// Gateway ports of the local silos (localhost clustering); the client uses every one that answers.

@@ -1,15 +1,26 @@
 using Classifier.Gateway;
 using Classifier.Gateway.Api;
+using Classifier.ServiceDefaults;
+using Microsoft.Extensions.Options;
 
-// Settings files live beside the binary, wherever the process is started from.
-var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-builder.AddClassifierGateway();
+try
+{
+    // Settings files live beside the binary, wherever the process is started from.
+    var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+    builder.AddClassifierGateway();
 
-var app = builder.Build();
-app.UseGatewayPipeline();
-app.MapPredictionApi();
-app.MapModelsApi();
-app.MapHealthApi();
-app.MapGatewayMetrics();
+    var app = builder.Build();
+    app.UseGatewayPipeline();
+    app.MapPredictionApi();
+    app.MapModelsApi();
+    app.MapHealthApi();
+    app.MapGatewayMetrics();
 
-app.Run();
+    await app.RunAsync();
+    return 0;
+}
+catch (Exception e) when (e.FindInner<OptionsValidationException>() is { } invalid)
+{
+    await Console.Error.WriteLineAsync($"error: invalid configuration: {string.Join(" ", invalid.Failures)}");
+    return 2;
+}

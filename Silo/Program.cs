@@ -1,4 +1,5 @@
 using Classifier.Grains.Models;
+using Classifier.ServiceDefaults;
 using Classifier.Silo;
 
 try
@@ -17,6 +18,11 @@ catch (Exception e) when (e.FindInner<ModelConfigException>() is { } config)
 {
     // A bad model repository is the user's to fix: say what and where, without a stack trace.
     await Console.Error.WriteLineAsync($"error: {config.Message}");
+    return 2;
+}
+catch (Exception e) when (e.FindInner<Microsoft.Extensions.Options.OptionsValidationException>() is { } invalid)
+{
+    await Console.Error.WriteLineAsync($"error: invalid configuration: {string.Join(" ", invalid.Failures)}");
     return 2;
 }
 catch (Exception e) when (e.FindInner<System.Net.Sockets.SocketException>() is { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse } socket)

@@ -4,6 +4,7 @@ using Classifier.Grains.Cluster;
 using Classifier.Grains.Interfaces;
 using Classifier.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Prometheus;
 
@@ -21,12 +22,36 @@ public static class SiloHostingExtensions
 
         builder.UseOrleans(silo =>
         {
-            silo.UseLocalhostClustering(
-                options.SiloPort,
-                options.GatewayPort,
-                new IPEndPoint(IPAddress.Loopback, options.PrimarySiloPort),
-                options.ServiceId,
-                options.ClusterId);
+            if (options.Clustering == "redis")
+            {
+                if (string.IsNullOrWhiteSpace(options.RedisConnectionString))
+                {
+                    throw new OptionsValidationException(SiloHostOptions.SectionName, typeof(SiloHostOptions),
+                        ["Cluster:Clustering is 'redis' but Cluster:RedisConnectionString is empty; set it (env Cluster__RedisConnectionString), e.g. redis:6379."]);
+                }
+
+                var advertised = IPAddress.Parse(options.AdvertisedIP ?? Environment.GetEnvironmentVariable("POD_IP") ?? "127.0.0.1");
+                silo.UseRedisClustering(options.RedisConnectionString);
+                silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (options.ClusterId, options.ServiceId));
+                silo.ConfigureEndpoints(advertised, options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: true);
+            }
+            else
+            {
+                silo.UseLocalhostClustering(
+                    options.SiloPort,
+                    options.GatewayPort,
+                    new IPEndPoint(IPAddress.Loopback, options.PrimarySiloPort),
+                    options.ServiceId,
+                    options.ClusterId);
+            }
+
+            // Inference is stateless apart from caches: detect a dead silo in seconds (Orleans' defaults
+            // take about 15 s) so its shards reactivate elsewhere within the gateway's retry budget.
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = options.ProbeTimeout;
+                o.NumMissedProbesLimit = options.MissedProbesLimit;
+            });
             silo.Configure<SiloOptions>(o => o.SiloName = options.SiloName
                 ?? Environment.GetEnvironmentVariable("POD_NAME")
                 ?? $"silo-{options.SiloPort}");
@@ -47,18 +72,5 @@ public static class SiloHostingExtensions
             ? TypedResults.Problem(title: "Silo not ready", detail: "The silo has not joined the cluster yet (models loading or membership pending).", statusCode: StatusCodes.Status503ServiceUnavailable)
             : TypedResults.Ok<object>(new { status = "ready" }));
         return app;
-    }
-
-    /// <summary>The first exception of type <typeparamref name="T"/> in <paramref name="e"/>'s inner chain, aggregates included.</summary>
-    public static T? FindInner<T>(this Exception e)
-        where T : Exception
-    {
-        return e switch
-        {
-            T match => match,
-            AggregateException aggregate => aggregate.InnerExceptions.Select(i => i.FindInner<T>()).FirstOrDefault(i => i is not null),
-            { InnerException: { } inner } => inner.FindInner<T>(),
-            _ => null,
-        };
     }
 }

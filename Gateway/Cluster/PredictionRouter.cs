@@ -36,17 +36,18 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
             }
             catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)
             {
-                if (attempt >= options.Value.Retries)
+                // Retry within a time budget rather than a count: a grain whose silo died reactivates
+                // on a survivor only once membership has declared the silo dead, which takes seconds.
+                var delay = TimeSpan.FromMilliseconds(Math.Min(1000, 100 * (1 << Math.Min(attempt, 4))));
+                if (Stopwatch.GetElapsedTime(started) + delay > options.Value.RetryBudget)
                 {
-                    logger.LogWarning("Prediction for {Key} failed after {Attempts} attempts: {Error}", key, attempt + 1, e.Message);
+                    logger.LogWarning("Prediction for {Key} failed after {Attempts} attempts in {Seconds:F1} s: {Error}", key, attempt + 1, Stopwatch.GetElapsedTime(started).TotalSeconds, e.Message);
                     GatewayMetrics.Unavailable.WithLabels(model).Inc();
                     return null;
                 }
 
                 GatewayMetrics.Retries.WithLabels(model).Inc();
-
-                // The grain reactivates on a live silo once membership has declared the old one dead.
-                await Task.Delay(TimeSpan.FromMilliseconds(100 * (attempt + 1)), cancellationToken);
+                await Task.Delay(delay, cancellationToken);
             }
         }
     }

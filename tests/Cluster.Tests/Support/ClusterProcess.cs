@@ -11,6 +11,7 @@ public sealed class ClusterProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private bool _disposed;
 
     private ClusterProcess(string name, Process process)
     {
@@ -151,14 +152,25 @@ public sealed class ClusterProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>SIGKILL: no shutdown, no goodbye to the cluster, as when a machine dies.</summary>
+    public async Task KillAsync()
     {
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);
             await _process.WaitForExitAsync();
         }
+    }
 
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        await KillAsync();
         _process.Dispose();
     }
 }
