@@ -49,6 +49,13 @@ public sealed class SiloHostOptions
     [Range(1, 10)]
     public int MissedProbesLimit { get; set; } = 2;
 
+    /// <summary>
+    /// On SIGTERM the silo reports not-ready and keeps serving this long before it leaves the cluster,
+    /// so probes and load balancers see it go before its grains move.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
+    public TimeSpan DrainDelay { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Name shown in answers and logs; defaults to POD_NAME, else <c>silo-{SiloPort}</c>.</summary>
     public string? SiloName { get; set; }
 }

@@ -59,8 +59,8 @@ public static class SiloHostingExtensions
             silo.AddClassifierGrains();
         });
 
-        // The silo's HTTP port serves metrics and probes only; predictions enter through the gateway.
-        builder.Services.AddHealthChecks();
+        builder.Services.AddSingleton<DrainService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DrainService>());
         return builder;
     }
 
@@ -68,9 +68,12 @@ public static class SiloHostingExtensions
     {
         app.MapMetrics();
         app.MapGet("/healthz", () => TypedResults.Ok(new { status = "live" }));
-        app.MapGet("/readyz", Results<Ok<object>, ProblemHttpResult> (ClusterReporter reporter) => reporter.Latest is null
-            ? TypedResults.Problem(title: "Silo not ready", detail: "The silo has not joined the cluster yet (models loading or membership pending).", statusCode: StatusCodes.Status503ServiceUnavailable)
-            : TypedResults.Ok<object>(new { status = "ready" }));
+        app.MapGet("/readyz", Results<Ok<object>, ProblemHttpResult> (ClusterReporter reporter, DrainService drain) => (reporter.Latest, drain.Draining) switch
+        {
+            (_, true) => TypedResults.Problem(title: "Silo draining", detail: "The silo is shutting down and hands its grains to the other silos.", statusCode: StatusCodes.Status503ServiceUnavailable),
+            (null, _) => TypedResults.Problem(title: "Silo not ready", detail: "The silo has not joined the cluster yet (models loading or membership pending).", statusCode: StatusCodes.Status503ServiceUnavailable),
+            _ => TypedResults.Ok<object>(new { status = "ready" }),
+        });
         return app;
     }
 }

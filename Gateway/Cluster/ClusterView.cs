@@ -15,6 +15,10 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
     private readonly SemaphoreSlim _refreshing = new(1, 1);
     private ClusterSnapshot? _snapshot;
     private DateTimeOffset _refreshedAt = DateTimeOffset.MinValue;
+    private DateTimeOffset _lastSilosSeenAt = DateTimeOffset.MinValue;
+
+    /// <summary>How long an empty answer from a freshly reactivated cluster grain is ignored: several silo report intervals.</summary>
+    private static readonly TimeSpan EmptyViewGrace = TimeSpan.FromSeconds(30);
 
     public ClusterSnapshot? Snapshot => Volatile.Read(ref _snapshot);
 
@@ -63,8 +67,22 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
         try
         {
             var snapshot = await client.GetGrain<IClusterGrain>(IClusterGrain.Key).GetSnapshotAsync().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
+            var now = time.GetUtcNow();
+            if (snapshot.Silos.Length == 0 && Snapshot is { Silos.Length: > 0 } && now - _lastSilosSeenAt < EmptyViewGrace)
+            {
+                // The cluster grain was just reactivated elsewhere (its silo stopped or died) and holds no
+                // reports yet; the silos refill it within one report interval. Keep the last view meanwhile.
+                _refreshedAt = now;
+                return;
+            }
+
+            if (snapshot.Silos.Length > 0)
+            {
+                _lastSilosSeenAt = now;
+            }
+
             Volatile.Write(ref _snapshot, snapshot);
-            _refreshedAt = time.GetUtcNow();
+            _refreshedAt = now;
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

@@ -162,6 +162,16 @@ public sealed class ClusterProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGTERM: the graceful stop Kubernetes asks for before it kills a pod.</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited)
+        {
+            using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            kill.WaitForExit();
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_disposed)
