@@ -61,7 +61,7 @@ public sealed class ImageOptions
     [Range(1, 65535)]
     public int MaxHeight { get; set; } = 10_000;
 
-    /// <summary>Largest width x height accepted: bounds decode memory at 3 bytes a pixel (40 MP = 120 MB).</summary>
+    /// <summary>Largest width x height accepted: bounds decode memory at 4 bytes a pixel (40 MP = 160 MB).</summary>
     [Range(1, 1_000_000_000)]
     public long MaxPixels { get; set; } = 40_000_000;
 }

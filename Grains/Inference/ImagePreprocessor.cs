@@ -4,6 +4,7 @@ using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Advanced;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Metadata;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
@@ -81,21 +82,58 @@ public sealed class ImagePreprocessor
                     $"The image is {info.Width}x{info.Height}; the limit is {_limits.MaxWidth}x{_limits.MaxHeight} and {_limits.MaxPixels:N0} pixels. Downscale it before sending.");
             }
 
+            if (format is JpegFormat && !EndsAfterLastScan(encoded))
+            {
+                // ImageSharp fills a truncated scan with grey and carries on; a half image must not be classified.
+                return new(PredictionErrorKind.InvalidImage, "The JPEG image is truncated (no end-of-image marker after its last scan); send the complete file.");
+            }
+
             using var image = Decode(encoded, format);
             Transform(image);
             WriteTensor(image, tensor);
             return null;
         }
-        catch (Exception e) when (e is ImageFormatException or NotSupportedException or InvalidDataException or ArgumentException or IndexOutOfRangeException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // Decoders meeting hostile bytes throw all kinds of exceptions (format, argument, overflow,
+            // index, null reference); whichever it is, the image is what is wrong, never the silo.
             return new(PredictionErrorKind.InvalidImage, $"The {format.Name} image could not be decoded ({e.Message.TrimEnd('.')}); the file is damaged or truncated.");
         }
     }
 
-    private Image<Rgb24> Decode(byte[] encoded, IImageFormat format) => format is GifFormat
+    /// <summary>True when an end-of-image marker (FF D9) follows the last start-of-scan (FF DA).</summary>
+    /// <remarks>Entropy-coded data escapes FF as FF 00, so neither marker occurs inside a scan.</remarks>
+    internal static bool EndsAfterLastScan(ReadOnlySpan<byte> jpeg)
+    {
+        var lastScan = -1;
+        for (var i = jpeg.Length - 2; i >= 0 && lastScan < 0; i--)
+        {
+            if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xDA)
+            {
+                lastScan = i;
+            }
+        }
+
+        if (lastScan < 0)
+        {
+            return false;
+        }
+
+        for (var i = jpeg.Length - 2; i > lastScan; i--)
+        {
+            if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xD9)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private Image<Rgba32> Decode(byte[] encoded, IImageFormat format) => format is GifFormat
         // Only the first frame is classified: never decode an animation's other frames.
-        ? Image.Load<Rgb24>(_decoding, encoded, new GifDecoder { DecodingMode = FrameDecodingMode.First })
-        : Image.Load<Rgb24>(_decoding, encoded);
+        ? Image.Load<Rgba32>(_decoding, encoded, new GifDecoder { DecodingMode = FrameDecodingMode.First })
+        : Image.Load<Rgba32>(_decoding, encoded);
 
     private static string FormatName(IImageFormat format) => format.Name.ToLowerInvariant() switch
     {
@@ -104,12 +142,16 @@ public sealed class ImagePreprocessor
     };
 
     /// <summary>Brings the decoded image to the size whose pixels go into the tensor (which may be narrower than the input, for padding).</summary>
-    internal void Transform(Image<Rgb24> image)
+    internal void Transform(Image<Rgba32> image)
     {
         var (h, w) = (_model.Height, _model.Width);
         image.Mutate(ctx =>
         {
             ctx.AutoOrient();
+
+            // Transparent pixels become white, as a viewer shows them: dropping alpha would expose whatever
+            // colour the encoder left under them (often black, which hides dark text).
+            ctx.BackgroundColor(Color.White);
             var size = ctx.GetCurrentSize();
             switch (_model.Resize)
             {
@@ -148,7 +190,7 @@ public sealed class ImagePreprocessor
     }
 
     /// <summary>Writes the (already sized) image into the tensor, normalised, padded with the configured value.</summary>
-    internal void WriteTensor(Image<Rgb24> image, Span<float> tensor)
+    internal void WriteTensor(Image<Rgba32> image, Span<float> tensor)
     {
         var m = _model;
         tensor[..m.TensorLength].Fill(m.PadValue);
