@@ -1,0 +1,28 @@
+using System.Globalization;
+using Classifier.LoadGenerator;
+
+// Usage: Classifier.LoadGenerator soak --gateway URL --silo-metrics URL[,URL...] [--requests N] [--concurrency N]
+//        [--unique N] [--bad-share F] [--max-growth-mib F]
+// Exits 1 when any request got an unexpected status or a silo's RSS grew past the margin after warm-up.
+var arguments = args.Skip(1).Chunk(2).Where(p => p.Length == 2).ToDictionary(p => p[0].TrimStart('-'), p => p[1]);
+if (args.Length == 0 || args[0] != "soak" || !arguments.ContainsKey("gateway"))
+{
+    Console.Error.WriteLine("usage: Classifier.LoadGenerator soak --gateway URL --silo-metrics URL[,URL...] [--requests 20000] [--concurrency 8] [--unique 2000] [--bad-share 0.05] [--max-growth-mib 100]");
+    return 2;
+}
+
+string Arg(string name, string fallback) => arguments.GetValueOrDefault(name, fallback);
+var options = new SoakOptions(
+    Arg("gateway", ""),
+    Arg("silo-metrics", "").Split(',', StringSplitOptions.RemoveEmptyEntries),
+    int.Parse(Arg("requests", "20000"), CultureInfo.InvariantCulture),
+    int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture),
+    int.Parse(Arg("unique", "2000"), CultureInfo.InvariantCulture),
+    double.Parse(Arg("bad-share", "0.05"), CultureInfo.InvariantCulture));
+var maxGrowth = double.Parse(Arg("max-growth-mib", "100"), CultureInfo.InvariantCulture);
+
+using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+var report = await Soak.RunAsync(options, http);
+Console.WriteLine($"{DateTime.UtcNow:yyyy-MM-dd} soak: {report}");
+Console.WriteLine($"largest RSS growth after warm-up: {report.MaxGrowthMiB:F0} MiB (margin {maxGrowth:F0} MiB)");
+return report.UnexpectedStatuses == 0 && report.MaxGrowthMiB <= maxGrowth ? 0 : 1;
