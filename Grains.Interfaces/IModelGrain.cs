@@ -11,6 +11,10 @@ public interface IModelGrain : IGrainWithStringKey
     /// <summary>This grain's cache statistics.</summary>
     [Alias("GetCacheStatistics")]
     Task<CacheStatistics> GetCacheStatisticsAsync();
+
+    /// <summary>Moves this shard, cache included, to <paramref name="target"/> once it is idle (load rebalancing).</summary>
+    [Alias("MigrateTo")]
+    Task MigrateToAsync(SiloAddress target);
 }
 
 /// <summary>Builds and parses ModelGrain keys, so both sides agree on one format.</summary>

@@ -31,13 +31,15 @@ public sealed record ModelVersionStatus(
     [property: Id(8)] double LoadMs,
     [property: Id(9)] string? Error);
 
-/// <summary>What one silo reports to the cluster: its models and its grains' cache statistics.</summary>
+/// <summary>What one silo reports to the cluster: its models, its grains' cache statistics and how many ModelGrains it hosts.</summary>
 [GenerateSerializer, Immutable, Alias("classifier.SiloReport")]
 public sealed record SiloReport(
     [property: Id(0)] string Silo,
     [property: Id(1)] ModelVersionStatus[] Models,
     [property: Id(2)] CacheStatistics Cache,
-    [property: Id(3)] DateTime ReportedAtUtc);
+    [property: Id(3)] DateTime ReportedAtUtc,
+    [property: Id(4)] SiloAddress? Address = null,
+    [property: Id(5)] int ModelGrains = 0);
 
 /// <summary>The cluster as the cluster grain last heard of it.</summary>
 [GenerateSerializer, Immutable, Alias("classifier.ClusterSnapshot")]

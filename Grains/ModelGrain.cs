@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using Orleans.Placement;
 using Orleans.Runtime;
+using Orleans.Runtime.Placement;
 
 namespace Classifier.Grains;
 
@@ -23,8 +24,10 @@ public sealed class ModelGrain(
     SiloCacheStatistics siloStatistics,
     SiloMetrics siloMetrics,
     IOptions<CacheOptions> cacheOptions,
-    ILocalSiloDetails silo) : Grain, IModelGrain
+    ILocalSiloDetails silo) : Grain, IModelGrain, IGrainMigrationParticipant
 {
+    private const string CacheStateKey = "cache";
+
     // Bytes of a cached entry beyond its probabilities: key, list node, dictionary slot, array header.
     private const int EntryOverheadBytes = 112;
 
@@ -40,7 +43,7 @@ public sealed class ModelGrain(
         (_model, _version, _) = ModelGrainKey.Parse(this.GetPrimaryKeyString());
         _runtime = catalog.Find(_model, _version);
         _statistics = () => _cache.Statistics;
-        siloStatistics.Register(_statistics);
+        siloStatistics.Register(this.GetPrimaryKeyString(), _statistics);
         return Task.CompletedTask;
     }
 
@@ -122,6 +125,35 @@ public sealed class ModelGrain(
     }
 
     public Task<CacheStatistics> GetCacheStatisticsAsync() => Task.FromResult(_cache.Statistics);
+
+    public Task MigrateToAsync(SiloAddress target)
+    {
+        if (!target.Equals(silo.SiloAddress))
+        {
+            RequestContext.Set(IPlacementDirector.PlacementHintKey, target);
+            this.MigrateOnIdle();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The cache moves with the grain: a rebalanced shard keeps answering its images from cache.</summary>
+    public void OnDehydrate(IDehydrationContext dehydrationContext)
+    {
+        var entries = _cache.OldestFirst().ToArray();
+        dehydrationContext.TryAddValue(CacheStateKey, new CacheSnapshot([.. entries.Select(e => e.Key)], [.. entries.Select(e => e.Value)]));
+    }
+
+    public void OnRehydrate(IRehydrationContext rehydrationContext)
+    {
+        if (rehydrationContext.TryGetValue(CacheStateKey, out CacheSnapshot? snapshot) && snapshot is not null)
+        {
+            for (var i = 0; i < snapshot.Keys.Length; i++)
+            {
+                _cache.Set(snapshot.Keys[i], snapshot.Values[i]);
+            }
+        }
+    }
 
     private Prediction Answer(ModelRuntime runtime, float[] probabilities, int k, bool fromCache, double preprocessingMs, double inferenceMs) =>
         new(_model, _version, runtime.TopK(probabilities, k), fromCache, preprocessingMs, inferenceMs, silo.Name, runtime.Provider);

@@ -74,6 +74,9 @@ public sealed class ClusterStatsOptions
     /// <summary>How often each silo reports to the cluster grain and refreshes <c>cluster_cache_hit_rate</c>; at most 15 s.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:00:15")]
     public TimeSpan ReportInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Move shards, with their caches, from silos above their fair share to silos below it (see ClusterReporter).</summary>
+    public bool Rebalance { get; set; } = true;
 }
 
 internal sealed class ImageOptionsValidator : IValidateOptions<ImageOptions>

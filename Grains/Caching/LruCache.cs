@@ -78,5 +78,14 @@ public sealed class LruCache<TKey, TValue>(int capacity, Func<TValue, long> size
 
     public bool Contains(TKey key) => _map.ContainsKey(key);
 
+    /// <summary>Every entry, least recently used first: adding them back in this order restores the recency order.</summary>
+    public IEnumerable<(TKey Key, TValue Value)> OldestFirst()
+    {
+        for (var node = _order.Last; node is not null; node = node.Previous)
+        {
+            yield return node.Value;
+        }
+    }
+
     public CacheStatistics Statistics => new(Hits, Misses, Evictions, Count, Capacity, Bytes);
 }

@@ -9,15 +9,24 @@ namespace Classifier.Grains.Caching;
 public sealed class SiloCacheStatistics
 {
     private readonly object _gate = new();
-    private readonly HashSet<Func<CacheStatistics>> _live = [];
+    private readonly Dictionary<Func<CacheStatistics>, string> _live = [];
     private CacheStatistics _retired = CacheStatistics.Empty;
 
-    /// <summary>Starts counting a grain's cache; <paramref name="read"/> is called from other threads, so it must tolerate slightly stale values.</summary>
-    public void Register(Func<CacheStatistics> read)
+    /// <summary>Starts counting the cache of the grain <paramref name="key"/>; <paramref name="read"/> is called from other threads, so it must tolerate slightly stale values.</summary>
+    public void Register(string key, Func<CacheStatistics> read)
     {
         lock (_gate)
         {
-            _live.Add(read);
+            _live[read] = key;
+        }
+    }
+
+    /// <summary>The keys of the ModelGrains active on this silo now.</summary>
+    public string[] LiveGrainKeys()
+    {
+        lock (_gate)
+        {
+            return [.. _live.Values];
         }
     }
 
@@ -40,7 +49,7 @@ public sealed class SiloCacheStatistics
         lock (_gate)
         {
             var total = _retired;
-            foreach (var read in _live)
+            foreach (var read in _live.Keys)
             {
                 total = total.Add(read());
             }

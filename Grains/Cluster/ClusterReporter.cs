@@ -61,15 +61,53 @@ public sealed class ClusterReporter(
         }
     }
 
+    /// <summary>
+    /// Shards activate where placement puts them and then stay, so a silo that joins a loaded cluster
+    /// would only get shards activated after it joined. Each silo therefore compares its ModelGrain
+    /// count with the cluster's and, when it holds clearly more than its share while another silo
+    /// holds clearly less, migrates some of its shards there, caches included. Moves per round are
+    /// capped at half the gap so that silos deciding at once do not overshoot; it converges over a
+    /// few report intervals.
+    /// </summary>
+    private async Task RebalanceAsync(ClusterSnapshot snapshot, string[] local)
+    {
+        var silos = snapshot.Silos.Where(s => s.Address is not null).ToList();
+        if (silos.Count < 2 || local.Length == 0)
+        {
+            return;
+        }
+
+        var fair = (int)Math.Ceiling(silos.Sum(s => s.ModelGrains) / (double)silos.Count);
+        var lightest = silos.Where(s => !s.Address!.Equals(silo.SiloAddress)).MinBy(s => s.ModelGrains)!;
+        var excess = local.Length - fair;
+        var room = fair - lightest.ModelGrains;
+        if (excess < 2 || room < 2)
+        {
+            return;
+        }
+
+        var moves = Math.Min(excess, Math.Max(1, room / 2));
+        logger.LogInformation("Rebalancing: moving {Moves} of {Local} shards to {Target} (fair share {Fair})", moves, local.Length, lightest.Silo, fair);
+        foreach (var key in local.Take(moves))
+        {
+            await grains.GetGrain<IModelGrain>(key).MigrateToAsync(lightest.Address!);
+        }
+    }
+
     /// <summary>Reports this silo once and refreshes the cluster gauge; failures are logged and retried next interval.</summary>
     public async Task ReportOnceAsync()
     {
         try
         {
-            var report = new SiloReport(silo.Name, catalog.Statuses(), statistics.Snapshot(), DateTime.UtcNow);
+            var local = statistics.LiveGrainKeys();
+            var report = new SiloReport(silo.Name, catalog.Statuses(), statistics.Snapshot(), DateTime.UtcNow, silo.SiloAddress, local.Length);
             var snapshot = await grains.GetGrain<IClusterGrain>(IClusterGrain.Key).ReportAsync(report);
             Latest = snapshot;
             metrics.ClusterCacheHitRate.Set(snapshot.Cache.HitRate);
+            if (options.Value.Rebalance)
+            {
+                await RebalanceAsync(snapshot, local);
+            }
         }
         catch (Exception e) when (!_stopping.IsCancellationRequested)
         {

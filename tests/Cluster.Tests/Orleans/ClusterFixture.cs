@@ -16,6 +16,9 @@ namespace Classifier.Tests.Orleans;
 /// <summary>Two silos in this process, each with its own metrics registry, serving the real default model.</summary>
 public class ClusterFixture : IAsyncLifetime
 {
+    /// <summary>Silos to start with.</summary>
+    protected virtual int InitialSilos => 2;
+
     public const int CacheCapacity = 4;
     public const int ShardCount = 32;
 
@@ -26,7 +29,7 @@ public class ClusterFixture : IAsyncLifetime
     protected async ValueTask StartAsync()
     {
         Repo.RequireDefaultModel();
-        var builder = new InProcessTestClusterBuilder(2);
+        var builder = new InProcessTestClusterBuilder((short)InitialSilos);
         builder.ConfigureSilo((_, silo) =>
         {
             silo.Services.AddSingleton(Metrics.NewCustomRegistry());
@@ -72,6 +75,12 @@ public class ClusterFixture : IAsyncLifetime
 
 /// <summary>A second, separate cluster for tests that need cumulative counts to start at zero.</summary>
 public sealed class FreshClusterFixture : ClusterFixture;
+
+/// <summary>A cluster that starts with one silo, for scale-out tests.</summary>
+public sealed class SingleSiloClusterFixture : ClusterFixture
+{
+    protected override int InitialSilos => 1;
+}
 
 [CollectionDefinition(Name)]
 public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
