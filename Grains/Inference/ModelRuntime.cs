@@ -30,6 +30,7 @@ public sealed class ModelRuntime : IDisposable
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
     private InferenceSession? _session;
+    private InferenceBatcher? _batcher;
 
     public ModelRuntime(ModelVersionDefinition definition, ImageOptions imageOptions, ModelMetrics metrics, ILogger logger)
     {
@@ -72,7 +73,9 @@ public sealed class ModelRuntime : IDisposable
 
             (_session, Provider) = CreateSession(options);
             CheckSignature(_session);
-            WarmUp();
+            var maxBatch = Math.Min(Model.MaxBatchSize, MaxBatchSize);
+            WarmUp(maxBatch);
+            _batcher = new InferenceBatcher(RunBatch, Model.TensorLength, maxBatch, Model.MaxQueueDelay, Model.Instances, Metrics);
             LoadMs = sw.Elapsed.TotalMilliseconds;
             State = ModelState.Ready;
             _logger.LogInformation("Model {Model} version {Version} ready on {Provider} in {LoadMs:F0} ms", Model.Name, Definition.Version, Provider, LoadMs);
@@ -154,9 +157,10 @@ public sealed class ModelRuntime : IDisposable
     /// <summary>The largest batch the model accepts: 1 where the file fixes the batch dimension.</summary>
     public int MaxBatchSize { get; private set; } = 1;
 
-    private void WarmUp()
+    /// <summary>Decodes, resizes and runs once at batch 1 and once at the largest batch, so the first requests pay no JIT or allocation cost.</summary>
+    private void WarmUp(int maxBatch)
     {
-        var tensor = new float[Model.TensorLength];
+        var tensor = new float[Model.TensorLength * maxBatch];
 
         // Decode and resize once per common format, so the first user request does not pay for JIT compilation.
         using (var sample = new Image<Rgb24>(64, 32))
@@ -174,68 +178,66 @@ public sealed class ModelRuntime : IDisposable
         {
             throw new InvalidOperationException($"The model's output '{Model.OutputName}' has {output.Length} values per image, but config.json lists {Model.Labels.Length} labels.");
         }
-    }
 
-    /// <summary>Preprocesses and classifies one image, off the caller's thread. Never throws for bad input.</summary>
-    /// <remarks>The thread pool is the queue: depth and wait are measured from acceptance to the start of the work.</remarks>
-    public Task<InferenceOutcome> PredictAsync(byte[] image)
-    {
-        Metrics.QueueDepth.Inc();
-        var accepted = Stopwatch.GetTimestamp();
-        return Task.Run(() =>
+        if (maxBatch > 1)
         {
-            Metrics.QueueDepth.Dec();
-            Metrics.QueueWait.Observe(Stopwatch.GetElapsedTime(accepted).TotalSeconds);
-            return Predict(image);
-        });
+            RunBatch(tensor, maxBatch);
+        }
     }
 
-    private InferenceOutcome Predict(byte[] image)
+    /// <summary>Preprocesses one image off the caller's thread, then classifies it in the model's next batch. Never throws for bad input.</summary>
+    public async Task<InferenceOutcome> PredictAsync(byte[] image)
     {
-        if (State != ModelState.Ready)
+        if (State != ModelState.Ready || _batcher is not { } batcher)
         {
             return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? "still loading"}."), 0, 0);
         }
 
-        var length = Model.TensorLength;
-        var tensor = ArrayPool<float>.Shared.Rent(length);
+        var (tensor, error, preprocessingMs) = await Task.Run(() => Preprocess(image));
+        if (tensor is null)
+        {
+            return new(null, error, preprocessingMs, 0);
+        }
+
+        using var span = Tracing.StartActivity("inference");
+        span?.SetTag("classifier.model", Model.Name);
+        span?.SetTag("classifier.model_version", Definition.Version);
+        span?.SetTag("classifier.provider", Provider);
         try
         {
-            double preprocessingSeconds;
-            using (var span = Tracing.StartActivity("preprocess"))
-            {
-                span?.SetTag("classifier.model", Model.Name);
-                span?.SetTag("classifier.model_version", Definition.Version);
-                var start = Stopwatch.GetTimestamp();
-                var error = Preprocessor.Preprocess(image, tensor.AsSpan(0, length));
-                preprocessingSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                if (error is not null)
-                {
-                    span?.SetStatus(ActivityStatusCode.Error, error.Message);
-                    return new(null, error, preprocessingSeconds * 1000, 0);
-                }
-
-                Metrics.Preprocessing.Observe(preprocessingSeconds);
-            }
-
-            using (var span = Tracing.StartActivity("inference"))
-            {
-                span?.SetTag("classifier.model", Model.Name);
-                span?.SetTag("classifier.model_version", Definition.Version);
-                span?.SetTag("classifier.provider", Provider);
-                span?.SetTag("classifier.batch_size", 1);
-                var start = Stopwatch.GetTimestamp();
-                Metrics.BatchSize.Observe(1);
-                var probabilities = RunBatch(tensor, 1);
-                var inferenceSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                Metrics.Inference.Observe(inferenceSeconds); // inside the span: the exemplar points at it
-                return new(probabilities, null, preprocessingSeconds * 1000, inferenceSeconds * 1000);
-            }
+            var result = await batcher.InferAsync(tensor);
+            span?.SetTag("classifier.batch_size", result.BatchSize);
+            span?.SetTag("classifier.queue_ms", result.QueueSeconds * 1000);
+            Metrics.Inference.Observe(result.InferenceSeconds); // inside the request's span: the exemplar points at it
+            return new(result.Probabilities, null, preprocessingMs, result.InferenceSeconds * 1000);
         }
-        finally
+        catch (Exception e) when (e is OnnxRuntimeException or ObjectDisposedException)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, e.Message);
+            _logger.LogError("Inference failed for {Model} version {Version}: {Error}", Model.Name, Definition.Version, e.Message);
+            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} could not run: {e.Message}"), preprocessingMs, 0);
+        }
+    }
+
+    /// <summary>Decodes and preprocesses into a pooled tensor, which the batcher takes over; null with the reason when the image is bad.</summary>
+    private (float[]? Tensor, PredictionError? Error, double Milliseconds) Preprocess(byte[] image)
+    {
+        using var span = Tracing.StartActivity("preprocess");
+        span?.SetTag("classifier.model", Model.Name);
+        span?.SetTag("classifier.model_version", Definition.Version);
+        var tensor = ArrayPool<float>.Shared.Rent(Model.TensorLength);
+        var start = Stopwatch.GetTimestamp();
+        var error = Preprocessor.Preprocess(image, tensor.AsSpan(0, Model.TensorLength));
+        var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        if (error is not null)
         {
             ArrayPool<float>.Shared.Return(tensor);
+            span?.SetStatus(ActivityStatusCode.Error, error.Message);
+            return (null, error, seconds * 1000);
         }
+
+        Metrics.Preprocessing.Observe(seconds);
+        return (tensor, null, seconds * 1000);
     }
 
     /// <summary>Runs <paramref name="count"/> images laid out one after another in <paramref name="tensor"/>; answers their probabilities concatenated.</summary>
@@ -308,6 +310,8 @@ public sealed class ModelRuntime : IDisposable
 
     public void Dispose()
     {
+        // Waiting runs finish first: the session must outlive them.
+        _batcher?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
         _session?.Dispose();
         _runOptions.Dispose();
     }

@@ -24,6 +24,9 @@ public sealed class ModelConfig
     /// <summary>How many classes an answer holds when the request does not say; default 5, or fewer when the model has fewer classes.</summary>
     public int? TopK { get; set; }
 
+    /// <summary>Dynamic batching; absent: one image per run, one run at a time.</summary>
+    public BatchingConfig? Batching { get; set; }
+
     internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNameCaseInsensitive = true,
@@ -68,6 +71,19 @@ public sealed class InputConfig
 
     /// <summary>The value written into padding, after normalisation.</summary>
     public float PadValue { get; set; }
+}
+
+/// <summary>Dynamic batching of cache misses, per silo, like Triton's <c>dynamic_batching</c>.</summary>
+public sealed class BatchingConfig
+{
+    /// <summary>Most images per run (Triton's <c>max_batch_size</c>); capped at 1 when the model file fixes its batch dimension.</summary>
+    public int MaxBatchSize { get; set; } = 1;
+
+    /// <summary>Longest a waiting image holds its run back for more images to join (Triton's <c>max_queue_delay_microseconds</c>).</summary>
+    public int MaxQueueDelayMicroseconds { get; set; }
+
+    /// <summary>Runs that may execute at once on a silo (Triton's instance count); 1 suits CPU sessions that use every core.</summary>
+    public int Instances { get; set; } = 1;
 }
 
 /// <summary>The output tensor.</summary>

@@ -21,7 +21,10 @@ public sealed record ModelDefinition(
     string OutputName,
     bool OutputIsLogits,
     string[] Labels,
-    int TopK)
+    int TopK,
+    int MaxBatchSize = 1,
+    TimeSpan MaxQueueDelay = default,
+    int Instances = 1)
 {
     /// <summary>Floats in one image's tensor.</summary>
     public int TensorLength => Channels * Height * Width;

@@ -180,9 +180,26 @@ public static partial class ModelRepository
             throw Bad("topK", $"is {topK}: it must be between 1 and the number of labels ({labels.Length}).");
         }
 
+        var batching = c.Batching ?? new BatchingConfig();
+        if (batching.MaxBatchSize is < 1 or > 1024)
+        {
+            throw Bad("batching.maxBatchSize", $"is {batching.MaxBatchSize}: use 1 (no batching) to 1024.");
+        }
+
+        if (batching.MaxQueueDelayMicroseconds is < 0 or > 1_000_000)
+        {
+            throw Bad("batching.maxQueueDelayMicroseconds", $"is {batching.MaxQueueDelayMicroseconds}: use 0 to 1000000 (one second).");
+        }
+
+        if (batching.Instances is < 1 or > 64)
+        {
+            throw Bad("batching.instances", $"is {batching.Instances}: use 1 to 64.");
+        }
+
         return new ModelDefinition(
             name, c.Description, input.Name, nhwc, channels, height, width, color, resize, shorter,
-            input.Scale, mean, std, input.PadValue, output.Name, logits, labels, topK);
+            input.Scale, mean, std, input.PadValue, output.Name, logits, labels, topK,
+            batching.MaxBatchSize, TimeSpan.FromMicroseconds(batching.MaxQueueDelayMicroseconds), batching.Instances);
     }
 
     private static float[] PerChannel(float[]? values, int channels, string field, Func<string, string, ModelConfigException> bad)

@@ -38,6 +38,9 @@ public sealed class ModelConfigTests : IDisposable
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a", "b"], "topK": 3 }""", "topK")]
     [InlineData("""{ "input": { "name": "i", "shape": [1, 224, 224], "colorOrder": "RGB" }, "output": { "name": "o" }, "labels": ["a"] }""", "input.shape")]
     [InlineData("""{ "inptu": {}, "output": { "name": "o" }, "labels": ["a"] }""", "inptu")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "maxBatchSize": 0 } }""", "batching.maxBatchSize")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "maxQueueDelayMicroseconds": -1 } }""", "batching.maxQueueDelayMicroseconds")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "instances": 0 } }""", "batching.instances")]
     public void BadConfigIsRejectedNamingTheFileAndTheField(string json, string field)
     {
         var file = WriteModel("bad", json);

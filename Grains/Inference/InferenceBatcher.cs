@@ -1,0 +1,155 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Threading.Channels;
+using Classifier.Grains.Telemetry;
+
+namespace Classifier.Grains.Inference;
+
+/// <summary>What one image got from a batched run.</summary>
+/// <param name="Probabilities">This image's output, in label order.</param>
+/// <param name="InferenceSeconds">Duration of the run the image was part of.</param>
+/// <param name="QueueSeconds">Time the image waited for its run to start.</param>
+/// <param name="BatchSize">Images in that run.</param>
+public readonly record struct BatchResult(float[] Probabilities, double InferenceSeconds, double QueueSeconds, int BatchSize);
+
+/// <summary>
+/// Dynamic batching for one model version on one silo, like Triton's: preprocessed images from every
+/// grain of the model meet in one queue; a worker takes the first waiting image, gathers more until the
+/// batch is full or the oldest has waited <c>maxQueueDelay</c>, and runs them together.
+/// </summary>
+public sealed class InferenceBatcher : IAsyncDisposable
+{
+    private readonly Channel<Pending> _queue;
+    private readonly Func<float[], int, float[]> _run;
+    private readonly int _tensorLength;
+    private readonly int _maxBatch;
+    private readonly TimeSpan _maxDelay;
+    private readonly ModelMetrics _metrics;
+    private readonly Task[] _workers;
+
+    private sealed record Pending(float[] Tensor, TaskCompletionSource<BatchResult> Done, long EnqueuedAt);
+
+    /// <param name="run">Runs a batch: tensors laid out one after another, the count; answers the outputs laid out likewise.</param>
+    /// <param name="instances">Batches that may run at once (1 suits a CPU session that already uses every core).</param>
+    public InferenceBatcher(Func<float[], int, float[]> run, int tensorLength, int maxBatch, TimeSpan maxDelay, int instances, ModelMetrics metrics)
+    {
+        _run = run;
+        _tensorLength = tensorLength;
+        _maxBatch = Math.Max(1, maxBatch);
+        _maxDelay = maxDelay;
+        _metrics = metrics;
+        _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = instances == 1 });
+        _workers = Enumerable.Range(0, Math.Max(1, instances)).Select(_ => Task.Run(WorkAsync)).ToArray();
+    }
+
+    public int MaxBatchSize => _maxBatch;
+
+    /// <summary>Queues one preprocessed image. The tensor must come from <see cref="ArrayPool{T}.Shared"/>; the batcher returns it.</summary>
+    public Task<BatchResult> InferAsync(float[] tensor)
+    {
+        var pending = new Pending(tensor, new TaskCompletionSource<BatchResult>(TaskCreationOptions.RunContinuationsAsynchronously), Stopwatch.GetTimestamp());
+        _metrics.QueueDepth.Inc();
+        if (!_queue.Writer.TryWrite(pending))
+        {
+            _metrics.QueueDepth.Dec();
+            ArrayPool<float>.Shared.Return(tensor);
+            return Task.FromException<BatchResult>(new ObjectDisposedException(nameof(InferenceBatcher), "The model is shutting down."));
+        }
+
+        return pending.Done.Task;
+    }
+
+    private async Task WorkAsync()
+    {
+        var batch = new List<Pending>(_maxBatch);
+        var reader = _queue.Reader;
+        while (await reader.WaitToReadAsync())
+        {
+            if (!reader.TryRead(out var first))
+            {
+                continue;
+            }
+
+            batch.Add(first);
+            await GatherAsync(batch, reader, first.EnqueuedAt);
+            Run(batch);
+            batch.Clear();
+        }
+    }
+
+    /// <summary>Adds waiting images until the batch is full or the first image has waited the maximum delay.</summary>
+    private async Task GatherAsync(List<Pending> batch, ChannelReader<Pending> reader, long firstEnqueuedAt)
+    {
+        while (batch.Count < _maxBatch)
+        {
+            if (reader.TryRead(out var next))
+            {
+                batch.Add(next);
+                continue;
+            }
+
+            var remaining = _maxDelay - Stopwatch.GetElapsedTime(firstEnqueuedAt);
+            if (remaining <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            using var timeout = new CancellationTokenSource(remaining);
+            try
+            {
+                if (!await reader.WaitToReadAsync(timeout.Token))
+                {
+                    return;
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private void Run(List<Pending> batch)
+    {
+        var count = batch.Count;
+        var started = Stopwatch.GetTimestamp();
+        _metrics.QueueDepth.Dec(count);
+        _metrics.BatchSize.Observe(count);
+        var input = ArrayPool<float>.Shared.Rent(_tensorLength * count);
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                batch[i].Tensor.AsSpan(0, _tensorLength).CopyTo(input.AsSpan(i * _tensorLength));
+                ArrayPool<float>.Shared.Return(batch[i].Tensor);
+                _metrics.QueueWait.Observe(Stopwatch.GetElapsedTime(batch[i].EnqueuedAt, started).TotalSeconds);
+            }
+
+            var output = _run(input, count);
+            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var perImage = output.Length / count;
+            for (var i = 0; i < count; i++)
+            {
+                var queued = Stopwatch.GetElapsedTime(batch[i].EnqueuedAt, started).TotalSeconds;
+                batch[i].Done.SetResult(new BatchResult(output.AsSpan(i * perImage, perImage).ToArray(), seconds, queued, count));
+            }
+        }
+        catch (Exception e)
+        {
+            foreach (var pending in batch)
+            {
+                pending.Done.TrySetException(e);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(input);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await Task.WhenAll(_workers);
+    }
+}
