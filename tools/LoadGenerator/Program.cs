@@ -5,13 +5,30 @@ using Classifier.LoadGenerator;
 //        [--unique N] [--bad-share F] [--max-growth-mib F]
 // Exits 1 when any request got an unexpected status or a silo's RSS grew past the margin after warm-up.
 var arguments = args.Skip(1).Chunk(2).Where(p => p.Length == 2).ToDictionary(p => p[0].TrimStart('-'), p => p[1]);
+string Arg(string name, string fallback) => arguments.GetValueOrDefault(name, fallback);
+if (args.Length > 0 && args[0] == "bench" && arguments.ContainsKey("gateway"))
+{
+    // Usage: Classifier.LoadGenerator bench --gateway URL --models DIR [--model text-orientation] [--requests 3000]
+    //        [--concurrency 8] [--json bench.json] [--markdown bench.md]
+    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+    var concurrency = int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture);
+    var results = await Bench.RunAsync(Arg("gateway", ""), Arg("models", "models"), Arg("model", "text-orientation"),
+        int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), concurrency, client);
+    var title = $"{DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, {concurrency} clients, model {Arg("model", "text-orientation")}";
+    var markdown = Bench.Markdown(results, title);
+    Console.WriteLine(markdown);
+    await File.WriteAllTextAsync(Arg("markdown", "bench.md"), markdown);
+    await File.WriteAllTextAsync(Arg("json", "bench.json"), System.Text.Json.JsonSerializer.Serialize(new { title, results }, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+    return results.Any(r => r.Errors > 0) ? 1 : 0;
+}
+
 if (args.Length == 0 || args[0] != "soak" || !arguments.ContainsKey("gateway"))
 {
-    Console.Error.WriteLine("usage: Classifier.LoadGenerator soak --gateway URL --silo-metrics URL[,URL...] [--requests 20000] [--concurrency 8] [--unique 2000] [--bad-share 0.05] [--max-growth-mib 100]");
+    Console.Error.WriteLine("usage: Classifier.LoadGenerator bench --gateway URL --models DIR [--requests 3000] [--concurrency 8] [--json F] [--markdown F]");
+    Console.Error.WriteLine("       Classifier.LoadGenerator soak --gateway URL --silo-metrics URL[,URL...] [--requests 20000] [--concurrency 8] [--unique 2000] [--bad-share 0.05] [--max-growth-mib 100]");
     return 2;
 }
 
-string Arg(string name, string fallback) => arguments.GetValueOrDefault(name, fallback);
 var options = new SoakOptions(
     Arg("gateway", ""),
     Arg("silo-metrics", "").Split(',', StringSplitOptions.RemoveEmptyEntries),

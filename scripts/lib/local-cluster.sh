@@ -1,0 +1,28 @@
+# Sourced by scripts that need a throw-away cluster: start_local_cluster NAME SILO_HTTP SILO_PORT SILO_GATEWAY GATEWAY_HTTP [silo args...]
+# Builds (Release), fetches the default model, starts one silo and the gateway in the background,
+# waits for readiness, and stops both when the calling script exits. Logs go to .run/NAME/.
+start_local_cluster() {
+  local name=$1 silo_http=$2 silo_port=$3 silo_gateway=$4 gateway_http=$5
+  shift 5
+  local root logs
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  logs="$root/.run/$name"
+  mkdir -p "$logs"
+  "$root/scripts/fetch-models.sh" || return 1
+  dotnet build "$root/Cluster.sln" -c Release -nologo -v quiet -clp:ErrorsOnly >"$logs/build.log" 2>&1 || { cat "$logs/build.log" >&2; return 1; }
+  cluster_pids=()
+  trap 'for p in "${cluster_pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
+  dotnet "$root/Silo/bin/Release/net10.0/Classifier.Silo.dll" --urls "http://127.0.0.1:$silo_http" --Models:Repository "$root/models" \
+    --Cluster:SiloPort "$silo_port" --Cluster:GatewayPort "$silo_gateway" --Cluster:PrimarySiloPort "$silo_port" \
+    --Cluster:ClusterId "$name" --Cluster:ServiceId "$name" "$@" >"$logs/silo.log" 2>&1 &
+  cluster_pids+=($!)
+  dotnet "$root/Gateway/bin/Release/net10.0/Classifier.Gateway.dll" --urls "http://127.0.0.1:$gateway_http" \
+    --Cluster:GatewayPorts:0 "$silo_gateway" --Cluster:ClusterId "$name" --Cluster:ServiceId "$name" >"$logs/gateway.log" 2>&1 &
+  cluster_pids+=($!)
+  for _ in $(seq 1 120); do
+    curl -fs "http://127.0.0.1:$gateway_http/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  echo "error: the $name cluster did not become ready; see $logs/" >&2
+  return 1
+}

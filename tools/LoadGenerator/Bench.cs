@@ -1,0 +1,178 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Classifier.Grains;
+using Classifier.Grains.Inference;
+using Classifier.Grains.Models;
+using Microsoft.ML.OnnxRuntime;
+
+namespace Classifier.LoadGenerator;
+
+/// <summary>One measured figure: a workload through the cluster, or the in-process baseline.</summary>
+public sealed record BenchResult(string Name, int Requests, double Seconds, double Throughput, double P50Ms, double P95Ms, double P99Ms, int Errors, double HitRate)
+{
+    public double? RatioToBatch1 { get; init; }
+
+    public double? RatioToBestBatch { get; init; }
+}
+
+/// <summary>
+/// Drives the gateway with all-miss, all-hit and Zipf workloads, and measures in the same run the same
+/// model with the same preprocessing called directly through ONNX Runtime, so every cluster figure is
+/// also a ratio to that baseline (the machine is shared and noisy; absolute numbers drift, ratios less).
+/// </summary>
+public static class Bench
+{
+    public static async Task<List<BenchResult>> RunAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http)
+    {
+        var results = new List<BenchResult>();
+        var baseline = Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency);
+        results.AddRange(baseline);
+        var batch1 = baseline[0].Throughput;
+        var best = baseline.Max(b => b.Throughput);
+
+        var seed = Random.Shared.Next(1 << 20) * 4096; // fresh images every run: misses are real misses
+        var missImages = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + i)).ToArray();
+        results.Add(await DriveAsync(http, gatewayUrl, "cluster all-miss", requests, concurrency, i => missImages[i]));
+
+        var hot = Enumerable.Range(0, 64).Select(i => Soak.Image(seed + requests + i)).ToArray();
+        await DriveAsync(http, gatewayUrl, "warm-up", hot.Length, concurrency, i => hot[i]);
+        results.Add(await DriveAsync(http, gatewayUrl, "cluster all-hit", requests, concurrency, i => hot[i % hot.Length]));
+        results.Add(await DriveAsync(http, gatewayUrl, "cluster all-hit, 1 client", Math.Min(requests, 2000), 1, i => hot[i % hot.Length]));
+
+        var zipfPool = Enumerable.Range(0, 1000).Select(i => Soak.Image(seed + requests + 64 + i)).ToArray();
+        var zipf = new Zipf(zipfPool.Length, 1.1, new Random(7));
+        var picks = Enumerable.Range(0, requests).Select(_ => zipf.Next()).ToArray();
+        results.Add(await DriveAsync(http, gatewayUrl, "cluster Zipf(1.1) over 1000", requests, concurrency, i => zipfPool[picks[i]]));
+
+        return results.Select(r => r.Name.StartsWith("cluster", StringComparison.Ordinal)
+            ? r with { RatioToBatch1 = r.Throughput / batch1, RatioToBestBatch = r.Throughput / best }
+            : r).ToList();
+    }
+
+    private static async Task<BenchResult> DriveAsync(HttpClient http, string gatewayUrl, string name, int requests, int concurrency, Func<int, byte[]> image)
+    {
+        var latencies = new ConcurrentBag<double>();
+        var errors = 0;
+        var hits = 0;
+        var next = -1;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < requests)
+            {
+                using var content = new ByteArrayContent(image(i));
+                content.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+                var sent = Stopwatch.GetTimestamp();
+                try
+                {
+                    using var response = await http.PostAsync(gatewayUrl + "/predict", content);
+                    var body = await response.Content.ReadAsByteArrayAsync();
+                    latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
+                    if (!response.IsSuccessStatusCode)
+                    {
+                        Interlocked.Increment(ref errors);
+                    }
+                    else if (JsonDocument.Parse(body).RootElement.GetProperty("cached").GetBoolean())
+                    {
+                        Interlocked.Increment(ref hits);
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+            }
+        }));
+        var seconds = clock.Elapsed.TotalSeconds;
+        var sorted = latencies.Order().ToList();
+        return new BenchResult(name, requests, seconds, requests / seconds, Q(sorted, 0.5), Q(sorted, 0.95), Q(sorted, 0.99), errors, (double)hits / requests);
+    }
+
+    /// <summary>The same preprocessing and model, in this process: batch 1 with one thread per core, then larger batches.</summary>
+    private static List<BenchResult> Baseline(string modelRepository, string model, int images, int concurrency)
+    {
+        var version = ModelRepository.Load(modelRepository).Where(v => v.Model.Name == model).MaxBy(v => int.Parse(v.Version, System.Globalization.CultureInfo.InvariantCulture))
+            ?? throw new InvalidOperationException($"model {model} not in {modelRepository}");
+        var definition = version.Model;
+        var preprocessor = new ImagePreprocessor(definition, new ImageOptions());
+        using var options = new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        using var session = new InferenceSession(version.ModelPath, options);
+        using var runOptions = new RunOptions();
+        var inputs = Enumerable.Range(0, images).Select(i => Soak.Image(1_000_000 + i)).ToArray();
+        var threads = Math.Min(concurrency, Environment.ProcessorCount);
+        var results = new List<BenchResult>();
+        foreach (var batch in new[] { 1, 4, 8, 16 })
+        {
+            var latencies = new ConcurrentBag<double>();
+            var next = -batch;
+            var clock = Stopwatch.StartNew();
+            Parallel.For(0, batch == 1 ? threads : 1, _ =>
+            {
+                var tensor = new float[definition.TensorLength * batch];
+                int start;
+                while ((start = Interlocked.Add(ref next, batch)) < inputs.Length)
+                {
+                    var count = Math.Min(batch, inputs.Length - start);
+                    var sent = Stopwatch.GetTimestamp();
+                    for (var j = 0; j < count; j++)
+                    {
+                        preprocessor.Preprocess(inputs[start + j], tensor.AsSpan(j * definition.TensorLength, definition.TensorLength));
+                    }
+
+                    using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, new Memory<float>(tensor, 0, count * definition.TensorLength), definition.TensorShape(count));
+                    using var output = session.Run(runOptions, [definition.InputName], [input], [definition.OutputName]);
+                    latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds / count);
+                }
+            });
+            var seconds = clock.Elapsed.TotalSeconds;
+            var sorted = latencies.Order().ToList();
+            var name = batch == 1 ? $"baseline ORT in-process, batch 1, {threads} threads" : $"baseline ORT in-process, batch {batch}, 1 thread";
+            results.Add(new BenchResult(name, inputs.Length, seconds, inputs.Length / seconds, Q(sorted, 0.5), Q(sorted, 0.95), Q(sorted, 0.99), 0, 0));
+        }
+
+        return results;
+    }
+
+    private static double Q(List<double> sorted, double q) => sorted.Count == 0 ? 0 : sorted[Math.Min(sorted.Count - 1, (int)(q * sorted.Count))];
+
+    public static string Markdown(IEnumerable<BenchResult> results, string title)
+    {
+        var text = new StringBuilder()
+            .AppendLine($"### {title}")
+            .AppendLine()
+            .AppendLine("| run | requests | img/s | p50 ms | p95 ms | p99 ms | errors | hit rate | x batch-1 baseline | x best baseline |")
+            .AppendLine("|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var r in results)
+        {
+            text.AppendLine(System.FormattableString.Invariant(
+                $"| {r.Name} | {r.Requests} | {r.Throughput:F0} | {r.P50Ms:F2} | {r.P95Ms:F2} | {r.P99Ms:F2} | {r.Errors} | {r.HitRate:P0} | {(r.RatioToBatch1 is { } a ? $"{a:F2}" : "")} | {(r.RatioToBestBatch is { } b ? $"{b:F2}" : "")} |"));
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>Zipf-distributed indexes 0..n-1 (0 the most frequent), by inverse transform over the cumulative weights.</summary>
+    private sealed class Zipf(int n, double s, Random random)
+    {
+        private readonly double[] _cumulative = Cumulative(n, s);
+
+        private static double[] Cumulative(int n, double s)
+        {
+            var weights = Enumerable.Range(1, n).Select(k => 1 / Math.Pow(k, s)).ToArray();
+            var total = weights.Sum();
+            var running = 0.0;
+            return weights.Select(w => running += w / total).ToArray();
+        }
+
+        public int Next()
+        {
+            var index = Array.BinarySearch(_cumulative, random.NextDouble());
+            return Math.Min(n - 1, index < 0 ? ~index : index);
+        }
+    }
+}
