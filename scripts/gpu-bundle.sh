@@ -10,6 +10,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 dotnet publish Silo -c Release -o "$work/bundle/app" --no-self-contained -nologo -v quiet
 dotnet publish Gateway -c Release -o "$work/bundle/app" --no-self-contained -nologo -v quiet
+dotnet publish tools/LoadGenerator -c Release -o "$work/bundle/app" --no-self-contained -nologo -v quiet
 rm -f "$work"/bundle/app/runtimes/linux-x64/native/libonnxruntime_providers_tensorrt.so # TensorRT is not used
 dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
 mkdir -p "$work/bundle/dotnet"

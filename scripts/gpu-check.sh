@@ -28,6 +28,7 @@ else
 fi
 silo_dll="${app:-$root/Silo/bin/Release/net10.0}/Classifier.Silo.dll"
 gateway_dll="${app:-$root/Gateway/bin/Release/net10.0}/Classifier.Gateway.dll"
+bench_dll="${app:-$root/tools/LoadGenerator/bin/Release/net10.0}/Classifier.LoadGenerator.dll"
 
 # ONNX Runtime 1.31's CUDA provider needs the CUDA 13 runtime, cuBLAS and cuDNN 9. Use the system's,
 # else those that Python wheels (nvidia-*-cu13, nvidia-cudnn-cu13) installed.
@@ -85,6 +86,10 @@ mean_ms = 1000 * value("inference_duration_seconds_sum") / value("inference_dura
 labels = sorted({a["predictions"][0]["label"] for a in answers})
 print(f"| {device} | {','.join(providers)} | {','.join(served)} | {n} | {wall:.2f} ({n / wall:.0f}/s) | {mean_ms:.3f} | {','.join(labels)} |")
 PY
+  # The benchmark of scripts/bench.sh against the same running cluster, baseline on the same device.
+  dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --requests "${BENCH_REQUESTS:-3000}" \
+    --concurrency "${BENCH_CONCURRENCY:-16}" --device "$device" --markdown "$out/bench-$device.md" --json "$out/bench-$device.json" \
+    > "$out/bench-$device.log" 2>&1 || echo "benchmark on $device failed: see bench-$device.log"
   stop_all
 }
 
@@ -96,5 +101,5 @@ PY
 } > "$out/gpu-check.md"
 run_device cuda; cuda_rc=$?
 run_device cpu
-cat "$out/gpu-check.md"
+cat "$out/gpu-check.md" "$out"/bench-*.md 2>/dev/null
 grep -q '^| cuda | CUDA | CUDA |' "$out/gpu-check.md" && [ $cuda_rc -eq 0 ] && echo "CUDA provider in use: yes" || { echo "CUDA provider in use: NO"; exit 1; }

@@ -82,8 +82,12 @@ public sealed class BatchingConfig
     /// <summary>Longest a waiting image holds its run back for more images to join (Triton's <c>max_queue_delay_microseconds</c>).</summary>
     public int MaxQueueDelayMicroseconds { get; set; }
 
-    /// <summary>Runs that may execute at once on a silo (Triton's instance count); 1 suits CPU sessions that use every core.</summary>
-    public int Instances { get; set; } = 1;
+    /// <summary>
+    /// Runs that may execute at once on a silo (Triton's instance count). Default: one per core without
+    /// batching (single-image runs of a small model leave cores idle), 1 with batching (a batch already
+    /// keeps every core busy).
+    /// </summary>
+    public int? Instances { get; set; }
 }
 
 /// <summary>The output tensor.</summary>

@@ -191,15 +191,16 @@ public static partial class ModelRepository
             throw Bad("batching.maxQueueDelayMicroseconds", $"is {batching.MaxQueueDelayMicroseconds}: use 0 to 1000000 (one second).");
         }
 
-        if (batching.Instances is < 1 or > 64)
+        var instances = batching.Instances ?? (batching.MaxBatchSize == 1 ? Environment.ProcessorCount : 1);
+        if (instances is < 1 or > 256)
         {
-            throw Bad("batching.instances", $"is {batching.Instances}: use 1 to 64.");
+            throw Bad("batching.instances", $"is {instances}: use 1 to 256.");
         }
 
         return new ModelDefinition(
             name, c.Description, input.Name, nhwc, channels, height, width, color, resize, shorter,
             input.Scale, mean, std, input.PadValue, output.Name, logits, labels, topK,
-            batching.MaxBatchSize, TimeSpan.FromMicroseconds(batching.MaxQueueDelayMicroseconds), batching.Instances);
+            batching.MaxBatchSize, TimeSpan.FromMicroseconds(batching.MaxQueueDelayMicroseconds), instances);
     }
 
     private static float[] PerChannel(float[]? values, int channels, string field, Func<string, string, ModelConfigException> bad)

@@ -26,10 +26,10 @@ public sealed record BenchResult(string Name, int Requests, double Seconds, doub
 /// </summary>
 public static class Bench
 {
-    public static async Task<List<BenchResult>> RunAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http)
+    public static async Task<List<BenchResult>> RunAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http, string device = "cpu")
     {
         var results = new List<BenchResult>();
-        var baseline = Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency);
+        var baseline = Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency, device);
         results.AddRange(baseline);
         var batch1 = baseline[0].Throughput;
         var best = baseline.Max(b => b.Throughput);
@@ -94,13 +94,18 @@ public static class Bench
     }
 
     /// <summary>The same preprocessing and model, in this process: batch 1 with one thread per core, then larger batches.</summary>
-    private static List<BenchResult> Baseline(string modelRepository, string model, int images, int concurrency)
+    private static List<BenchResult> Baseline(string modelRepository, string model, int images, int concurrency, string device)
     {
         var version = ModelRepository.Load(modelRepository).Where(v => v.Model.Name == model).MaxBy(v => int.Parse(v.Version, System.Globalization.CultureInfo.InvariantCulture))
             ?? throw new InvalidOperationException($"model {model} not in {modelRepository}");
         var definition = version.Model;
         var preprocessor = new ImagePreprocessor(definition, new ImageOptions());
         using var options = new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        if (device == "cuda")
+        {
+            options.AppendExecutionProvider_CUDA(0);
+        }
+
         using var session = new InferenceSession(version.ModelPath, options);
         using var runOptions = new RunOptions();
         var inputs = Enumerable.Range(0, images).Select(i => Soak.Image(1_000_000 + i)).ToArray();
@@ -131,7 +136,7 @@ public static class Bench
             });
             var seconds = clock.Elapsed.TotalSeconds;
             var sorted = latencies.Order().ToList();
-            var name = batch == 1 ? $"baseline ORT in-process, batch 1, {threads} threads" : $"baseline ORT in-process, batch {batch}, 1 thread";
+            var name = batch == 1 ? $"baseline ORT {device} in-process, batch 1, {threads} threads" : $"baseline ORT {device} in-process, batch {batch}, 1 thread";
             results.Add(new BenchResult(name, inputs.Length, seconds, inputs.Length / seconds, Q(sorted, 0.5), Q(sorted, 0.95), Q(sorted, 0.99), 0, 0));
         }
 

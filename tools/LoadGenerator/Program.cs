@@ -9,12 +9,12 @@ string Arg(string name, string fallback) => arguments.GetValueOrDefault(name, fa
 if (args.Length > 0 && args[0] == "bench" && arguments.ContainsKey("gateway"))
 {
     // Usage: Classifier.LoadGenerator bench --gateway URL --models DIR [--model text-orientation] [--requests 3000]
-    //        [--concurrency 8] [--json bench.json] [--markdown bench.md]
+    //        [--concurrency 8] [--device cpu|cuda] [--json bench.json] [--markdown bench.md]
     using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
     var concurrency = int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture);
     var results = await Bench.RunAsync(Arg("gateway", ""), Arg("models", "models"), Arg("model", "text-orientation"),
-        int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), concurrency, client);
-    var title = $"{DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, {concurrency} clients, model {Arg("model", "text-orientation")}";
+        int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), concurrency, client, Arg("device", "cpu"));
+    var title = $"{DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, {concurrency} clients, model {Arg("model", "text-orientation")}, baseline on {Arg("device", "cpu")}";
     var markdown = Bench.Markdown(results, title);
     Console.WriteLine(markdown);
     await File.WriteAllTextAsync(Arg("markdown", "bench.md"), markdown);
