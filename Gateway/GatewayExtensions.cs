@@ -27,13 +27,7 @@ public static class GatewayExtensions
         {
             if (cluster.Clustering == "redis")
             {
-                if (string.IsNullOrWhiteSpace(cluster.RedisConnectionString))
-                {
-                    throw new OptionsValidationException(ClusterClientOptions.SectionName, typeof(ClusterClientOptions),
-                        ["Cluster:Clustering is 'redis' but Cluster:RedisConnectionString is empty; set it (env Cluster__RedisConnectionString), e.g. redis:6379."]);
-                }
-
-                client.UseRedisClustering(cluster.RedisConnectionString);
+                client.UseRedisClustering(cluster.RequireRedisConnectionString());
                 client.Configure<Orleans.Configuration.ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (cluster.ClusterId, cluster.ServiceId));
             }
             else

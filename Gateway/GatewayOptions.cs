@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Classifier.ServiceDefaults;
 
 namespace Classifier.Gateway;
 
@@ -57,23 +58,8 @@ public sealed class GatewayOptions
 }
 
 /// <summary>How the gateway finds the cluster.</summary>
-public sealed class ClusterClientOptions
+public sealed class ClusterClientOptions : ClusterMembershipSettings
 {
-    public const string SectionName = "Cluster";
-
-    [Required]
-    public string ClusterId { get; set; } = "classifier";
-
-    [Required]
-    public string ServiceId { get; set; } = "classifier";
-
-    /// <summary><c>localhost</c> (connect to <see cref="GatewayPorts"/> on this machine) or <c>redis</c> (find silos in Redis).</summary>
-    [Required, RegularExpression("^(localhost|redis)$", ErrorMessage = "Cluster:Clustering must be 'localhost' or 'redis'.")]
-    public string Clustering { get; set; } = "localhost";
-
-    /// <summary>StackExchange.Redis connection string for <c>redis</c> clustering.</summary>
-    public string? RedisConnectionString { get; set; }
-
     /// <summary>
     /// Gateway ports of the local silos (localhost clustering); the client uses every one that answers.
     /// Empty means 30000. (No initialiser: the configuration binder appends to an existing array.)

@@ -1,31 +1,11 @@
 using System.ComponentModel.DataAnnotations;
+using Classifier.ServiceDefaults;
 
 namespace Classifier.Silo;
 
 /// <summary>How this silo joins its cluster.</summary>
-public sealed class SiloHostOptions
+public sealed class SiloHostOptions : ClusterMembershipSettings
 {
-    public const string SectionName = "Cluster";
-
-    /// <summary>Silos and clients with the same cluster id form one cluster.</summary>
-    [Required]
-    public string ClusterId { get; set; } = "classifier";
-
-    /// <summary>Stable across deployments of the same service.</summary>
-    [Required]
-    public string ServiceId { get; set; } = "classifier";
-
-    /// <summary>
-    /// <c>localhost</c>: silos on one machine find each other through the primary silo, no external store.
-    /// <c>redis</c>: membership in Redis (<see cref="RedisConnectionString"/>); any silo can fail, and silos
-    /// may run on several machines or pods.
-    /// </summary>
-    [Required, RegularExpression("^(localhost|redis)$", ErrorMessage = "Cluster:Clustering must be 'localhost' or 'redis'.")]
-    public string Clustering { get; set; } = "localhost";
-
-    /// <summary>StackExchange.Redis connection string for <c>redis</c> clustering, e.g. <c>redis:6379</c>.</summary>
-    public string? RedisConnectionString { get; set; }
-
     /// <summary>The address other silos and clients reach this silo at (redis clustering); defaults to POD_IP, else 127.0.0.1.</summary>
     public string? AdvertisedIP { get; set; }
 

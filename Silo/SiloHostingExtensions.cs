@@ -24,14 +24,9 @@ public static class SiloHostingExtensions
         {
             if (options.Clustering == "redis")
             {
-                if (string.IsNullOrWhiteSpace(options.RedisConnectionString))
-                {
-                    throw new OptionsValidationException(SiloHostOptions.SectionName, typeof(SiloHostOptions),
-                        ["Cluster:Clustering is 'redis' but Cluster:RedisConnectionString is empty; set it (env Cluster__RedisConnectionString), e.g. redis:6379."]);
-                }
-
+                var redis = options.RequireRedisConnectionString();
                 var advertised = IPAddress.Parse(options.AdvertisedIP ?? Environment.GetEnvironmentVariable("POD_IP") ?? "127.0.0.1");
-                silo.UseRedisClustering(options.RedisConnectionString);
+                silo.UseRedisClustering(redis);
                 silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (options.ClusterId, options.ServiceId));
                 silo.ConfigureEndpoints(advertised, options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: true);
             }
