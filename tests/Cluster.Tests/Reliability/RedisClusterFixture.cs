@@ -40,11 +40,14 @@ public sealed class RedisClusterFixture : IAsyncLifetime
         }
 
         await gatewayProcess.WaitUntilOkAsync(Http, GatewayUrl + "/readyz", TimeSpan.FromSeconds(90));
-        for (var i = 0; i < 150 && await SilosInGatewayViewAsync() < SiloCount; i++)
+        for (var i = 0; i < 150 && (SilosSeenAtStart = await SilosInGatewayViewAsync()) < SiloCount; i++)
         {
             await Task.Delay(200);
         }
     }
+
+    /// <summary>Silos the gateway saw once the cluster had formed, before any test stopped one.</summary>
+    public int SilosSeenAtStart { get; private set; }
 
     /// <summary>How many silos the gateway's cluster view reports the default model on.</summary>
     public async Task<int> SilosInGatewayViewAsync()

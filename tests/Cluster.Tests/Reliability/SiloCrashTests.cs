@@ -15,7 +15,8 @@ public sealed class SiloCrashTests(RedisClusterFixture cluster, ITestOutputHelpe
     [Fact]
     public async Task ThreeSilosAndAGatewayFormOneClusterThroughRedis()
     {
-        Assert.Equal(RedisClusterFixture.SiloCount, await cluster.SilosInGatewayViewAsync());
+        // The crash test in this class stops a silo; tests run in any order, so check what formed first.
+        Assert.Equal(RedisClusterFixture.SiloCount, cluster.SilosSeenAtStart);
 
         var served = new HashSet<string>();
         for (var i = 0; i < 30; i++)
