@@ -34,6 +34,20 @@ public sealed class GatewayEndToEndTests(ProcessClusterFixture cluster)
         Assert.Equal("180", down.GetProperty("predictions")[0].GetProperty("label").GetString());
     }
 
+    [Theory]
+    [InlineData("upright.png", "0")]
+    [InlineData("upside-down.png", "180")]
+    public async Task TheReadmeSamplesAreClassifiedAsTheReadmeSays(string sample, string label)
+    {
+        var image = await File.ReadAllBytesAsync(Path.Combine(Repo.Root, "samples", sample));
+
+        using var response = await Http.PostAsync(cluster.GatewayUrl + "/predict?top_k=1", Form(("image", image, sample, "image/png")));
+
+        var top = (await response.JsonAsync()).GetProperty("predictions")[0];
+        Assert.Equal(label, top.GetProperty("label").GetString());
+        Assert.True(top.GetProperty("probability").GetDouble() > 0.99);
+    }
+
     [Fact]
     public async Task RepeatedImageIsAnsweredFromTheCache()
     {
