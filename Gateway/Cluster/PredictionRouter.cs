@@ -26,12 +26,13 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
         var key = ModelGrainKey.Format(model, version, hash.ShardOf(options.Value.ShardCount));
         var request = new PredictionRequest(image, hash, topK);
         var started = Stopwatch.GetTimestamp();
+        var metrics = GatewayMetrics.ForModel(model);
         for (var attempt = 0; ; attempt++)
         {
             try
             {
                 var reply = await client.GetGrain<IModelGrain>(key).PredictAsync(request).WaitAsync(cancellationToken);
-                GatewayMetrics.Upstream.WithLabels(model).Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+                metrics.Duration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 return reply;
             }
             catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)
@@ -42,11 +43,11 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
                 if (Stopwatch.GetElapsedTime(started) + delay > options.Value.RetryBudget)
                 {
                     logger.LogWarning("Prediction for {Key} failed after {Attempts} attempts in {Seconds:F1} s: {Error}", key, attempt + 1, Stopwatch.GetElapsedTime(started).TotalSeconds, e.Message);
-                    GatewayMetrics.Unavailable.WithLabels(model).Inc();
+                    metrics.Unavailable.Inc();
                     return null;
                 }
 
-                GatewayMetrics.Retries.WithLabels(model).Inc();
+                metrics.Retries.Inc();
                 await Task.Delay(delay, cancellationToken);
             }
         }

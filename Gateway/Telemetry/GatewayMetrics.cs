@@ -36,6 +36,12 @@ public static class GatewayMetrics
 
     private static readonly ConcurrentDictionary<(string Endpoint, string Method, int Status), (Counter.Child Count, Histogram.Child Duration)> Children = new();
 
+    private static readonly ConcurrentDictionary<string, UpstreamChildren> ByModel = new();
+
+    /// <summary>The upstream series of one model, resolved once (model names are validated before any grain call, so the set is bounded).</summary>
+    public static UpstreamChildren ForModel(string model) => ByModel.GetOrAdd(model, static m =>
+        new UpstreamChildren(Upstream.WithLabels(m), Retries.WithLabels(m), Unavailable.WithLabels(m)));
+
     /// <summary>Records one request; label children are resolved once per combination and kept.</summary>
     public static void Record(string endpoint, string method, int status, double seconds)
     {
@@ -46,3 +52,6 @@ public static class GatewayMetrics
         duration.Observe(seconds);
     }
 }
+
+/// <summary>One model's gateway-side upstream series.</summary>
+public sealed record UpstreamChildren(Histogram.Child Duration, Counter.Child Retries, Counter.Child Unavailable);
