@@ -22,6 +22,8 @@ public class ClusterFixture : IAsyncLifetime
     public const int CacheCapacity = 4;
     public const int ShardCount = 32;
 
+    private static readonly TimeSpan LoadPublishInterval = TimeSpan.FromMilliseconds(250);
+
     public InProcessTestCluster Cluster { get; private set; } = null!;
 
     public ValueTask InitializeAsync() => StartAsync();
@@ -42,9 +44,15 @@ public class ClusterFixture : IAsyncLifetime
             });
             silo.Services.Configure<CacheOptions>(o => o.Capacity = CacheCapacity);
             silo.Services.Configure<ClusterStatsOptions>(o => o.ReportInterval = TimeSpan.FromSeconds(15));
+
+            // Activation-count placement only considers silos whose load it has heard of; publish it often.
+            silo.Services.Configure<global::Orleans.Configuration.DeploymentLoadPublisherOptions>(o => o.DeploymentLoadPublisherRefreshTime = LoadPublishInterval);
         });
         Cluster = builder.Build();
         await Cluster.DeployAsync();
+
+        // Until every silo has published its load once, placement sends every new shard to one silo.
+        await Task.Delay(LoadPublishInterval * 4);
     }
 
     /// <summary>The gateway's own router, so tests route exactly as the gateway does.</summary>
