@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Classifier.ServiceDefaults;
+using Microsoft.Extensions.Options;
 
 namespace Classifier.Silo;
 
@@ -38,4 +39,25 @@ public sealed class SiloHostOptions : ClusterMembershipSettings
 
     /// <summary>Name shown in answers and logs; defaults to POD_NAME, else <c>silo-{SiloPort}</c>.</summary>
     public string? SiloName { get; set; }
+
+    /// <summary>
+    /// Run Orleans' Kubernetes hosting beside Redis membership: a silo whose pod is gone is declared dead at
+    /// once instead of after failed probes, and the pod's <c>orleans/*</c> labels are kept equal to the
+    /// cluster ids. Only in a pod, with RBAC to get, list, watch and patch pods in its namespace (k8s/rbac.yaml).
+    /// </summary>
+    public bool KubernetesHosting { get; set; }
+
+    /// <summary>Fails, naming the setting, when <see cref="KubernetesHosting"/> is on where it cannot work.</summary>
+    public void RequireKubernetesPod()
+    {
+        var problem = Clustering != "redis"
+            ? "Cluster:KubernetesHosting needs Cluster:Clustering 'redis': Redis stays the membership table, Kubernetes hosting only watches the pods."
+            : string.IsNullOrEmpty(Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST"))
+                ? "Cluster:KubernetesHosting is true but this process is not in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set); leave it false outside Kubernetes."
+                : null;
+        if (problem is not null)
+        {
+            throw new OptionsValidationException(SectionName, GetType(), [problem]);
+        }
+    }
 }

@@ -22,6 +22,17 @@ public static class SiloHostingExtensions
 
         builder.UseOrleans(silo =>
         {
+            if (options.KubernetesHosting)
+            {
+                options.RequireKubernetesPod();
+
+                // Before the cluster ids below are configured, so that Cluster:ClusterId and ServiceId win over
+                // ORLEANS_CLUSTER_ID / ORLEANS_SERVICE_ID: Redis membership, the pod labels the agent watches
+                // and the gateway must all use the same ids. SiloName and the advertised address agree with it
+                // already (both come from POD_NAME and POD_IP).
+                silo.UseKubernetesHosting();
+            }
+
             if (options.Clustering == "redis")
             {
                 var redis = options.RequireRedisConnectionString();
