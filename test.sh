@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: fetches the default model if needed, builds the solution, runs the xunit suite
+# Runs every test: fetches the default model and resnet18 if needed, builds the solution, runs the xunit suite
 # (unit, in-process Orleans cluster, and real Silo/Gateway processes on loopback).
 # Ends with one line: "tests: N passed, N failed".
 set -uo pipefail
@@ -7,7 +7,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 mkdir -p .run
 
-scripts/fetch-models.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
+# The default model, and the optional resnet18 embedding model into .models/ only (tests build their own repositories).
+scripts/fetch-models.sh --no-install resnet18 || { echo "tests: 0 passed, 1 failed"; exit 1; }
 
 echo "Building ..." >&2
 if ! dotnet build Cluster.sln -c Release -nologo -v quiet -clp:ErrorsOnly >.run/test-build.log 2>&1; then

@@ -18,6 +18,7 @@ public sealed record InputSpec(
     [property: Id(4)] string Resize);
 
 /// <summary>A model version as one silo sees it.</summary>
+/// <remarks><c>OutputKind</c> is <c>classes</c> (answers are top-k labels) or <c>embedding</c> (answers are vectors of <c>OutputLength</c> floats).</remarks>
 [GenerateSerializer, Immutable, Alias("classifier.ModelVersionStatus")]
 public sealed record ModelVersionStatus(
     [property: Id(0)] string Model,
@@ -29,7 +30,9 @@ public sealed record ModelVersionStatus(
     [property: Id(6)] int LabelCount,
     [property: Id(7)] int DefaultTopK,
     [property: Id(8)] double LoadMs,
-    [property: Id(9)] string? Error);
+    [property: Id(9)] string? Error,
+    [property: Id(10)] string OutputKind = "classes",
+    [property: Id(11)] int OutputLength = 0);
 
 /// <summary>What one silo reports to the cluster: its models, its grains' cache statistics and how many ModelGrains it hosts.</summary>
 [GenerateSerializer, Immutable, Alias("classifier.SiloReport")]

@@ -46,12 +46,13 @@ public sealed record PredictionError(
     [property: Id(1)] string Message);
 
 /// <summary>A successful prediction.</summary>
-/// <param name="Scores">The top-k classes, most probable first.</param>
+/// <param name="Scores">The top-k classes, most probable first; empty for an embedding model.</param>
 /// <param name="FromCache">True when no model run was needed for this image.</param>
 /// <param name="PreprocessingMs">Decode and tensor time on the silo; 0 on a cache hit.</param>
 /// <param name="InferenceMs">Model time only; 0 on a cache hit.</param>
 /// <param name="Silo">The silo whose grain answered.</param>
 /// <param name="Provider">The ONNX Runtime execution provider that ran the model (CPU, CUDA).</param>
+/// <param name="Embedding">The image's feature vector, for a model whose output type is <c>embedding</c>; null otherwise.</param>
 [GenerateSerializer, Immutable, Alias("classifier.Prediction")]
 public sealed record Prediction(
     [property: Id(0)] string Model,
@@ -61,7 +62,8 @@ public sealed record Prediction(
     [property: Id(4)] double PreprocessingMs,
     [property: Id(5)] double InferenceMs,
     [property: Id(6)] string Silo,
-    [property: Id(7)] string Provider);
+    [property: Id(7)] string Provider,
+    [property: Id(8)] float[]? Embedding = null);
 
 /// <summary>Either a <see cref="Prediction"/> or a <see cref="PredictionError"/>.</summary>
 /// <remarks>Expected failures travel as values, not exceptions: cheaper, and they never look like a silo fault.</remarks>

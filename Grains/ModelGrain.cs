@@ -28,7 +28,7 @@ public sealed class ModelGrain(
 {
     private const string CacheStateKey = "cache";
 
-    // Bytes of a cached entry beyond its probabilities: key, list node, dictionary slot, array header.
+    // Bytes of a cached entry beyond its output values: key, list node, dictionary slot, array header.
     private const int EntryOverheadBytes = 112;
 
     private readonly LruCache<ImageHash, float[]> _cache = new(cacheOptions.Value.Capacity, p => EntryOverheadBytes + p.Length * sizeof(float));
@@ -67,7 +67,12 @@ public sealed class ModelGrain(
 
         var metrics = runtime.Metrics;
         var k = request.TopK == 0 ? runtime.Model.TopK : request.TopK;
-        if (k < 1 || k > runtime.Model.Labels.Length)
+        if (runtime.Model.IsEmbedding && request.TopK != 0)
+        {
+            return PredictionReply.Fail(PredictionErrorKind.BadParameter, $"Model {_model} answers embeddings, not classes: leave top_k out.");
+        }
+
+        if (!runtime.Model.IsEmbedding && (k < 1 || k > runtime.Model.Labels.Length))
         {
             return PredictionReply.Fail(PredictionErrorKind.BadParameter, $"top_k must be between 1 and {runtime.Model.Labels.Length} for model {_model}.");
         }
@@ -85,7 +90,7 @@ public sealed class ModelGrain(
             _cache.CountHit();
             metrics.CacheHits.Inc();
             var shared = await running;
-            if (shared.Probabilities is { } p)
+            if (shared.Output is { } p)
             {
                 siloMetrics.PredictionCacheHit.Inc();
                 return PredictionReply.Ok(Answer(runtime, p, k, fromCache: true, 0, 0));
@@ -108,20 +113,20 @@ public sealed class ModelGrain(
             _inFlight.Remove(request.Hash);
         }
 
-        if (outcome.Probabilities is not { } probabilities)
+        if (outcome.Output is not { } output)
         {
             siloMetrics.PredictionError.Inc();
             return new PredictionReply(null, outcome.Error);
         }
 
-        var evicted = _cache.Set(request.Hash, probabilities);
+        var evicted = _cache.Set(request.Hash, output);
         if (evicted > 0)
         {
             metrics.CacheEvictions.Inc(evicted);
         }
 
         siloMetrics.PredictionSuccess.Inc();
-        return PredictionReply.Ok(Answer(runtime, probabilities, k, fromCache: false, outcome.PreprocessingMs, outcome.InferenceMs));
+        return PredictionReply.Ok(Answer(runtime, output, k, fromCache: false, outcome.PreprocessingMs, outcome.InferenceMs));
     }
 
     public Task<CacheStatistics> GetCacheStatisticsAsync() => Task.FromResult(_cache.Statistics);
@@ -155,6 +160,7 @@ public sealed class ModelGrain(
         }
     }
 
-    private Prediction Answer(ModelRuntime runtime, float[] probabilities, int k, bool fromCache, double preprocessingMs, double inferenceMs) =>
-        new(_model, _version, runtime.TopK(probabilities, k), fromCache, preprocessingMs, inferenceMs, silo.Name, runtime.Provider);
+    private Prediction Answer(ModelRuntime runtime, float[] output, int k, bool fromCache, double preprocessingMs, double inferenceMs) => runtime.Model.IsEmbedding
+        ? new(_model, _version, [], fromCache, preprocessingMs, inferenceMs, silo.Name, runtime.Provider, output)
+        : new(_model, _version, runtime.TopK(output, k), fromCache, preprocessingMs, inferenceMs, silo.Name, runtime.Provider);
 }

@@ -7,9 +7,9 @@ namespace Classifier.Gateway.Api;
 /// <summary>A model version on one silo.</summary>
 public sealed record SiloModelState(string Silo, string State, string Provider, double LoadMs, string? Error);
 
-/// <summary>A model version across the cluster.</summary>
+/// <summary>A model version across the cluster. <c>OutputKind</c>: <c>classes</c> (answers hold top-k labels) or <c>embedding</c> (answers hold a vector of <c>OutputLength</c> floats).</summary>
 public sealed record ModelVersionInfo(
-    string Version, string State, InputSpec Input, string Output, int LabelCount, int DefaultTopK, string[] Providers, SiloModelState[] Silos);
+    string Version, string State, InputSpec Input, string Output, string OutputKind, int OutputLength, int LabelCount, int DefaultTopK, string[] Providers, SiloModelState[] Silos);
 
 /// <summary>A model and its versions; <see cref="LatestVersion"/> serves requests that name none.</summary>
 public sealed record ModelInfo(string Name, string? LatestVersion, ModelVersionInfo[] Versions);
@@ -67,7 +67,8 @@ public static class ModelsApi
                         var silos = v.Select(x => new SiloModelState(x.Silo, StateName(x.Status.State), x.Status.Provider, Math.Round(x.Status.LoadMs, 1), x.Status.Error)).ToArray();
                         var state = v.Any(x => x.Status.State == ModelState.Ready) ? ModelState.Ready : v.Max(x => x.Status.State);
                         var providers = v.Where(x => x.Status.State == ModelState.Ready).Select(x => x.Status.Provider).Distinct().Order().ToArray();
-                        return new ModelVersionInfo(v.Key, StateName(state), first.Input, first.Output, first.LabelCount, first.DefaultTopK, providers, silos);
+                        return new ModelVersionInfo(v.Key, StateName(state), first.Input, first.Output, first.OutputKind,
+                            v.Select(x => x.Status.OutputLength).Max(), first.LabelCount, first.DefaultTopK, providers, silos);
                     })
                     .ToArray();
                 var latest = versions.LastOrDefault(v => v.State == "ready")?.Version;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json.Serialization;
 using Classifier.Gateway.Cluster;
 using Classifier.Grains.Interfaces;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -13,9 +14,10 @@ public sealed record PredictionItem(string Label, int Index, float Probability);
 /// <summary>Where the time went, in milliseconds.</summary>
 public sealed record PredictionTimings(double PreprocessingMs, double InferenceMs, double TotalMs);
 
-/// <summary>The answer to one image.</summary>
+/// <summary>The answer to one image: the top classes, or for an embedding model the image's feature vector.</summary>
 public sealed record PredictionResponse(
-    string Model, string Version, PredictionItem[] Predictions, bool Cached, PredictionTimings Timings, string Silo, string Provider);
+    string Model, string Version, PredictionItem[] Predictions, bool Cached, PredictionTimings Timings, string Silo, string Provider,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] float[]? Embedding = null);
 
 /// <summary>One image's place in a batch answer: a result or a problem.</summary>
 public sealed record BatchItem(int Index, string? FileName, PredictionResponse? Result, ProblemBody? Error);
@@ -120,7 +122,7 @@ public static class PredictionApi
             return (query, route, Problems.Of(route.StatusCode, route.Problem));
         }
 
-        return (query, route, TopKProblem(query.TopK, route.LabelCount, query.Model));
+        return (query, route, TopKProblem(query.TopK, route, query.Model));
     }
 
     private static BatchItem Item(int index, string? fileName, int status, string detail) =>
@@ -155,9 +157,13 @@ public static class PredictionApi
         return new(model, version.Length > 0 ? version : null, topK, null);
     }
 
-    private static ProblemHttpResult? TopKProblem(int topK, int labelCount, string model) => topK > labelCount
-        ? Problems.Of(StatusCodes.Status400BadRequest, $"Query parameter 'top_k' is {topK}, but model '{model}' has only {labelCount} classes; use 1 to {labelCount}.")
-        : null;
+    private static ProblemHttpResult? TopKProblem(int topK, ModelRoute route, string model) => topK switch
+    {
+        0 => null,
+        _ when route.Embedding => Problems.Of(StatusCodes.Status400BadRequest, $"Model '{model}' answers embeddings, not classes; leave out query parameter 'top_k'."),
+        _ when topK > route.LabelCount => Problems.Of(StatusCodes.Status400BadRequest, $"Query parameter 'top_k' is {topK}, but model '{model}' has only {route.LabelCount} classes; use 1 to {route.LabelCount}."),
+        _ => null,
+    };
 
     private static string Truncate(string s) => s.Length <= 32 ? s : s[..32] + "...";
 
@@ -168,5 +174,6 @@ public static class PredictionApi
         p.FromCache,
         new PredictionTimings(Math.Round(p.PreprocessingMs, 3), Math.Round(p.InferenceMs, 3), Math.Round(Stopwatch.GetElapsedTime(started).TotalMilliseconds, 3)),
         p.Silo,
-        p.Provider);
+        p.Provider,
+        p.Embedding);
 }

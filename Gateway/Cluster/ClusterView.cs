@@ -4,7 +4,8 @@ using Microsoft.Extensions.Options;
 namespace Classifier.Gateway.Cluster;
 
 /// <summary>Where a request for a model can go, or why it cannot.</summary>
-public readonly record struct ModelRoute(string? Version, int LabelCount, int StatusCode, string? Problem);
+/// <param name="Embedding">True when the model answers feature vectors rather than labels.</param>
+public readonly record struct ModelRoute(string? Version, int LabelCount, int StatusCode, string? Problem, bool Embedding = false);
 
 /// <summary>
 /// The gateway's periodically refreshed copy of the cluster's model and silo reports: used to
@@ -137,7 +138,7 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
             return new(null, 0, StatusCodes.Status503ServiceUnavailable, $"Model '{model}' is not loaded on any silo: {why}");
         }
 
-        return new(ready.Version, ready.LabelCount, StatusCodes.Status200OK, null);
+        return new(ready.Version, ready.LabelCount, StatusCodes.Status200OK, null, ready.OutputKind == "embedding");
     }
 
     private static long VersionOrder(string version) => long.TryParse(version, out var v) ? v : -1;

@@ -30,6 +30,9 @@ public sealed class ImagePreprocessor
     // value = lut[channel][pixel]: the normalisation of every 0-255 value, computed once.
     private readonly float[][] _lut;
 
+    // The configured mean image divided by each channel's std, subtracted after the LUT; null without one.
+    private readonly float[]? _meanImage;
+
     public ImagePreprocessor(ModelDefinition model, ImageOptions limits)
     {
         _model = model;
@@ -45,7 +48,19 @@ public sealed class ImagePreprocessor
                 _lut[c][v] = (float)(((double)v * model.Scale - model.Mean[c]) / model.Std[c]);
             }
         }
+
+        if (model.MeanImage is { } meanImage)
+        {
+            _meanImage = new float[meanImage.Length];
+            for (var i = 0; i < meanImage.Length; i++)
+            {
+                _meanImage[i] = meanImage[i] / model.Std[ChannelOf(i)];
+            }
+        }
     }
+
+    /// <summary>The channel of tensor element <paramref name="index"/>, in the model's layout.</summary>
+    private int ChannelOf(int index) => _model.Nhwc ? index % _model.Channels : index / (_model.Height * _model.Width);
 
     /// <summary>Decodes <paramref name="encoded"/> and writes its tensor into <paramref name="tensor"/> (length <see cref="ModelDefinition.TensorLength"/>).</summary>
     /// <returns>null on success, else what is wrong with the image.</returns>
@@ -233,6 +248,23 @@ public sealed class ImagePreprocessor
                         tensor[2 * plane + offset] = lut[2][p.R];
                         break;
                 }
+            }
+        }
+
+        if (_meanImage is { } meanImage)
+        {
+            // Only with center-crop and stretch, which fill every element: no padding is shifted.
+            var values = tensor[..m.TensorLength];
+            var vectors = System.Numerics.Vector<float>.Count;
+            var i = 0;
+            for (; i <= values.Length - vectors; i += vectors)
+            {
+                (new System.Numerics.Vector<float>(values[i..]) - new System.Numerics.Vector<float>(meanImage, i)).CopyTo(values[i..]);
+            }
+
+            for (; i < values.Length; i++)
+            {
+                values[i] -= meanImage[i];
             }
         }
     }

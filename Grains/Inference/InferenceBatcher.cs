@@ -6,11 +6,11 @@ using Classifier.Grains.Telemetry;
 namespace Classifier.Grains.Inference;
 
 /// <summary>What one image got from a batched run.</summary>
-/// <param name="Probabilities">This image's output, in label order.</param>
+/// <param name="Output">This image's output values (probabilities in label order, or an embedding).</param>
 /// <param name="InferenceSeconds">Duration of the run the image was part of.</param>
 /// <param name="QueueSeconds">Time the image waited for its run to start.</param>
 /// <param name="BatchSize">Images in that run.</param>
-public readonly record struct BatchResult(float[] Probabilities, double InferenceSeconds, double QueueSeconds, int BatchSize);
+public readonly record struct BatchResult(float[] Output, double InferenceSeconds, double QueueSeconds, int BatchSize);
 
 /// <summary>
 /// Dynamic batching for one model version on one silo, like Triton's: preprocessed images from every

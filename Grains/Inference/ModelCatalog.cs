@@ -52,7 +52,7 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
 
     public ModelVersionStatus[] Statuses() => _runtimes.Values.Select(r => new ModelVersionStatus(
         r.Model.Name, r.Definition.Version, r.State, r.Provider, r.Model.ToInputSpec(), r.Model.OutputName,
-        r.Model.Labels.Length, r.Model.TopK, r.LoadMs, r.Error)).ToArray();
+        r.Model.Labels.Length, r.Model.TopK, r.LoadMs, r.Error, r.Model.IsEmbedding ? "embedding" : "classes", r.OutputLength)).ToArray();
 
     /// <summary>
     /// ONNX Runtime's environment is process-wide and must be created before any session; at FATAL

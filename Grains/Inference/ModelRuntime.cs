@@ -13,8 +13,8 @@ using SixLabors.ImageSharp.PixelFormats;
 
 namespace Classifier.Grains.Inference;
 
-/// <summary>What one image's run produced: probabilities in label order, or why there are none.</summary>
-public readonly record struct InferenceOutcome(float[]? Probabilities, PredictionError? Error, double PreprocessingMs, double InferenceMs);
+/// <summary>What one image's run produced: its output values (probabilities in label order, or an embedding), or why there are none.</summary>
+public readonly record struct InferenceOutcome(float[]? Output, PredictionError? Error, double PreprocessingMs, double InferenceMs);
 
 /// <summary>
 /// One model version loaded on this silo: its ONNX Runtime session, shared by every grain of the
@@ -154,6 +154,9 @@ public sealed class ModelRuntime : IDisposable
 
     private static string Shape(IEnumerable<long> dims) => $"[{string.Join(", ", dims)}]";
 
+    /// <summary>Values per image in the output: the label count, or the embedding's dimension; known once loaded.</summary>
+    public int OutputLength { get; private set; }
+
     /// <summary>The largest batch the model accepts: 1 where the file fixes the batch dimension.</summary>
     public int MaxBatchSize { get; private set; } = 1;
 
@@ -174,10 +177,12 @@ public sealed class ModelRuntime : IDisposable
         }
 
         var output = RunBatch(tensor, 1);
-        if (output.Length != Model.Labels.Length)
+        if (!Model.IsEmbedding && output.Length != Model.Labels.Length)
         {
             throw new InvalidOperationException($"The model's output '{Model.OutputName}' has {output.Length} values per image, but config.json lists {Model.Labels.Length} labels.");
         }
+
+        OutputLength = output.Length;
 
         if (maxBatch > 1)
         {
@@ -209,7 +214,7 @@ public sealed class ModelRuntime : IDisposable
             span?.SetTag("classifier.batch_size", result.BatchSize);
             span?.SetTag("classifier.queue_ms", result.QueueSeconds * 1000);
             Metrics.Inference.Observe(result.InferenceSeconds); // inside the request's span: the exemplar points at it
-            return new(result.Probabilities, null, preprocessingMs, result.InferenceSeconds * 1000);
+            return new(result.Output, null, preprocessingMs, result.InferenceSeconds * 1000);
         }
         catch (Exception e) when (e is OnnxRuntimeException or ObjectDisposedException)
         {
@@ -248,9 +253,13 @@ public sealed class ModelRuntime : IDisposable
         using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, Model.TensorShape(count));
         using var outputs = session.Run(_runOptions, _inputNames, [input], _outputNames);
         var result = outputs[0].GetTensorDataAsSpan<float>().ToArray();
-        if (Model.OutputIsLogits)
+        if (Model.Output == OutputKind.Logits)
         {
             Softmax(result, result.Length / count);
+        }
+        else if (Model.NormalizeEmbedding)
+        {
+            NormalizeL2(result, result.Length / count);
         }
 
         return result;
@@ -278,6 +287,29 @@ public sealed class ModelRuntime : IDisposable
             for (var i = 0; i < row.Length; i++)
             {
                 row[i] /= sum;
+            }
+        }
+    }
+
+    /// <summary>Scales each consecutive run of <paramref name="length"/> values to unit Euclidean length; an all-zero vector stays zero.</summary>
+    internal static void NormalizeL2(Span<float> values, int length)
+    {
+        for (var offset = 0; offset + length <= values.Length; offset += length)
+        {
+            var row = values.Slice(offset, length);
+            var sum = 0.0;
+            foreach (var v in row)
+            {
+                sum += (double)v * v;
+            }
+
+            if (sum > 0)
+            {
+                var scale = (float)(1 / Math.Sqrt(sum));
+                for (var i = 0; i < row.Length; i++)
+                {
+                    row[i] *= scale;
+                }
             }
         }
     }

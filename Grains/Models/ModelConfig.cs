@@ -71,6 +71,14 @@ public sealed class InputConfig
 
     /// <summary>The value written into padding, after normalisation.</summary>
     public float PadValue { get; set; }
+
+    /// <summary>
+    /// A mean image subtracted after scaling (Caffe-style models such as ML.NET's ResNet featurizers):
+    /// a file beside config.json of little-endian float32 values in the input tensor's layout and channel
+    /// order, one per tensor element. Divided by <see cref="Std"/> like <see cref="Mean"/>. Not with
+    /// <c>keep-aspect-pad</c>, whose padding has no pixels to subtract from.
+    /// </summary>
+    public string? MeanImageFile { get; set; }
 }
 
 /// <summary>Dynamic batching of cache misses, per silo, like Triton's <c>dynamic_batching</c>.</summary>
@@ -96,8 +104,27 @@ public sealed class OutputConfig
     /// <summary>The ONNX output name, as the model declares it.</summary>
     public string? Name { get; set; }
 
-    /// <summary><c>probabilities</c> (already softmaxed) or <c>logits</c> (softmax is applied).</summary>
+    /// <summary>
+    /// <c>probabilities</c> (already softmaxed), <c>logits</c> (softmax is applied), or <c>embedding</c>
+    /// (a feature vector, answered as it is; no labels).
+    /// </summary>
     public string Type { get; set; } = "logits";
+
+    /// <summary>For <c>embedding</c>: scale each vector to unit length (L2), so a dot product is the cosine similarity.</summary>
+    public bool Normalize { get; set; }
+}
+
+/// <summary>What the output tensor holds, and so what an answer carries.</summary>
+public enum OutputKind
+{
+    /// <summary>Class probabilities, answered as the top-k labels.</summary>
+    Probabilities,
+
+    /// <summary>Class scores before softmax; softmax is applied, then as <see cref="Probabilities"/>.</summary>
+    Logits,
+
+    /// <summary>A feature vector per image, answered whole.</summary>
+    Embedding,
 }
 
 /// <summary>How an image of any size becomes the model's input size.</summary>

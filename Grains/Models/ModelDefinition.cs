@@ -19,13 +19,18 @@ public sealed record ModelDefinition(
     float[] Std,
     float PadValue,
     string OutputName,
-    bool OutputIsLogits,
+    OutputKind Output,
     string[] Labels,
     int TopK,
     int MaxBatchSize = 1,
     TimeSpan MaxQueueDelay = default,
-    int Instances = 1)
+    int Instances = 1,
+    bool NormalizeEmbedding = false,
+    float[]? MeanImage = null)
 {
+    /// <summary>True when answers are feature vectors rather than labels.</summary>
+    public bool IsEmbedding => Output == OutputKind.Embedding;
+
     /// <summary>Floats in one image's tensor.</summary>
     public int TensorLength => Channels * Height * Width;
 

@@ -166,19 +166,42 @@ public static partial class ModelRepository
             throw Bad("output.name", "is missing: give the ONNX output name.");
         }
 
-        var logits = output.Type.ToLowerInvariant() switch
+        var kind = output.Type.ToLowerInvariant() switch
         {
-            "logits" => true,
-            "probabilities" => false,
-            _ => throw Bad("output.type", $"is '{output.Type}': use \"logits\" (softmax is applied) or \"probabilities\"."),
+            "logits" => OutputKind.Logits,
+            "probabilities" => OutputKind.Probabilities,
+            "embedding" => OutputKind.Embedding,
+            _ => throw Bad("output.type", $"is '{output.Type}': use \"logits\" (softmax is applied), \"probabilities\" or \"embedding\" (a feature vector)."),
         };
 
-        var labels = ReadLabels(c, file, Bad);
-        var topK = c.TopK ?? Math.Min(5, labels.Length);
-        if (topK < 1 || topK > labels.Length)
+        string[] labels;
+        int topK;
+        if (kind == OutputKind.Embedding)
         {
-            throw Bad("topK", $"is {topK}: it must be between 1 and the number of labels ({labels.Length}).");
+            if (c.Labels is not null || c.LabelsFile is not null || c.TopK is not null)
+            {
+                throw Bad(c.TopK is not null ? "topK" : c.Labels is not null ? "labels" : "labelsFile",
+                    "does not apply to an embedding model, whose answer is the whole vector: remove it, or set output.type to \"logits\" or \"probabilities\".");
+            }
+
+            (labels, topK) = ([], 0);
         }
+        else
+        {
+            if (output.Normalize)
+            {
+                throw Bad("output.normalize", "applies only to output.type \"embedding\"; class probabilities are already normalised.");
+            }
+
+            labels = ReadLabels(c, file, Bad);
+            topK = c.TopK ?? Math.Min(5, labels.Length);
+            if (topK < 1 || topK > labels.Length)
+            {
+                throw Bad("topK", $"is {topK}: it must be between 1 and the number of labels ({labels.Length}).");
+            }
+        }
+
+        var meanImage = input.MeanImageFile is null ? null : ReadMeanImage(input.MeanImageFile, file, channels * height * width, resize, Bad);
 
         var batching = c.Batching ?? new BatchingConfig();
         if (batching.MaxBatchSize is < 1 or > 1024)
@@ -199,8 +222,9 @@ public static partial class ModelRepository
 
         return new ModelDefinition(
             name, c.Description, input.Name, nhwc, channels, height, width, color, resize, shorter,
-            input.Scale, mean, std, input.PadValue, output.Name, logits, labels, topK,
-            batching.MaxBatchSize, TimeSpan.FromMicroseconds(batching.MaxQueueDelayMicroseconds), instances);
+            input.Scale, mean, std, input.PadValue, output.Name, kind, labels, topK,
+            batching.MaxBatchSize, TimeSpan.FromMicroseconds(batching.MaxQueueDelayMicroseconds), instances,
+            output.Normalize, meanImage);
     }
 
     private static float[] PerChannel(float[]? values, int channels, string field, Func<string, string, ModelConfigException> bad)
@@ -213,6 +237,52 @@ public static partial class ModelRepository
         return values.Length == channels ? values : Enumerable.Repeat(values[0], channels).ToArray();
     }
 
+    /// <summary>A file named by config.json, which must lie inside the model folder.</summary>
+    private static string FileBeside(string name, string configFile, string field, Func<string, string, ModelConfigException> bad)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(configFile))!;
+        var path = Path.GetFullPath(Path.Combine(dir, name));
+        if (!path.StartsWith(dir + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            throw bad(field, $"'{name}' points outside the model folder.");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw bad(field, $"names '{path}', which does not exist.");
+        }
+
+        return path;
+    }
+
+    private static float[] ReadMeanImage(string name, string configFile, int length, ResizeMode resize, Func<string, string, ModelConfigException> bad)
+    {
+        if (resize == ResizeMode.KeepAspectPad)
+        {
+            throw bad("input.meanImageFile", "cannot be used with resize \"keep-aspect-pad\": padding has no pixels to subtract a mean from; use \"center-crop\" or \"stretch\".");
+        }
+
+        var path = FileBeside(name, configFile, "input.meanImageFile", bad);
+        var bytes = File.ReadAllBytes(path);
+        if (bytes.Length != length * sizeof(float))
+        {
+            throw bad("input.meanImageFile", $"'{name}' holds {bytes.Length} bytes, but the input shape needs {length} float32 values ({length * sizeof(float)} bytes, little-endian, in the tensor's layout).");
+        }
+
+        var values = new float[length];
+        for (var i = 0; i < length; i++)
+        {
+            values[i] = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
+        }
+
+        if (values.Any(v => !float.IsFinite(v)))
+        {
+            throw bad("input.meanImageFile", $"'{name}' contains a value that is not a finite number.");
+        }
+
+        return values;
+    }
+
     private static string[] ReadLabels(ModelConfig c, string file, Func<string, string, ModelConfigException> bad)
     {
         if (c.Labels is not null && c.LabelsFile is not null)
@@ -223,18 +293,7 @@ public static partial class ModelRepository
         string[] labels;
         if (c.LabelsFile is not null)
         {
-            var dir = Path.GetDirectoryName(Path.GetFullPath(file))!;
-            var path = Path.GetFullPath(Path.Combine(dir, c.LabelsFile));
-            if (!path.StartsWith(dir + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-            {
-                throw bad("labelsFile", $"'{c.LabelsFile}' points outside the model folder.");
-            }
-
-            if (!File.Exists(path))
-            {
-                throw bad("labelsFile", $"names '{path}', which does not exist.");
-            }
-
+            var path = FileBeside(c.LabelsFile, file, "labelsFile", bad);
             labels = File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
         }
         else

@@ -93,7 +93,7 @@ public class Preprocessing
     [GlobalSetup]
     public void Setup()
     {
-        var model = new ModelDefinition("m", null, "x", false, 3, 48, 192, ColorOrder.Rgb, ResizeMode.KeepAspectPad, 48, 1 / 255f, [0.5f, 0.5f, 0.5f], [0.5f, 0.5f, 0.5f], 0, "y", false, ["0", "180"], 1);
+        var model = new ModelDefinition("m", null, "x", false, 3, 48, 192, ColorOrder.Rgb, ResizeMode.KeepAspectPad, 48, 1 / 255f, [0.5f, 0.5f, 0.5f], [0.5f, 0.5f, 0.5f], 0, "y", OutputKind.Probabilities, ["0", "180"], 1);
         _preprocessor = new ImagePreprocessor(model, new ImageOptions());
         _tensor = new float[model.TensorLength];
         _small = Png(192, 48);

@@ -99,7 +99,7 @@ public sealed class ErrorStatusTests(ProcessClusterFixture cluster)
     public async Task UnknownModelAnswers404()
     {
         using var response = await PostAsync("/predict?model=resnet-9000", Raw(TextImages.Render("which model"), "image/png"));
-        await response.AssertProblemAsync(404, "Available models: broken, text-orientation");
+        await response.AssertProblemAsync(404, "Available models: broken, resnet18, text-orientation");
     }
 
     [Fact]

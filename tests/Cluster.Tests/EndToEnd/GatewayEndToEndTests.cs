@@ -63,6 +63,42 @@ public sealed class GatewayEndToEndTests(ProcessClusterFixture cluster)
     }
 
     [Fact]
+    public async Task EmbeddingModelAnswersAUnitVectorAndTheSameVectorFromCache()
+    {
+        var image = TextImages.Render("an embedding, please");
+
+        using var first = await Http.PostAsync(cluster.GatewayUrl + "/predict?model=resnet18", Raw(image, "image/png"));
+        using var second = await Http.PostAsync(cluster.GatewayUrl + "/predict?model=resnet18", Raw(image, "image/png"));
+        using var withTopK = await Http.PostAsync(cluster.GatewayUrl + "/predict?model=resnet18&top_k=1", Raw(image, "image/png"));
+        using var description = await Http.GetAsync(cluster.GatewayUrl + "/models/resnet18");
+
+        Assert.True(first.IsSuccessStatusCode, await first.Content.ReadAsStringAsync());
+        var (a, b) = (await first.JsonAsync(), await second.JsonAsync());
+        Assert.Equal(0, a.GetProperty("predictions").GetArrayLength());
+        var vector = a.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        Assert.Equal(512, vector.Length);
+        Assert.Equal(1.0, Math.Sqrt(vector.Sum(v => (double)v * v)), 3);
+        Assert.False(a.GetProperty("cached").GetBoolean());
+        Assert.True(b.GetProperty("cached").GetBoolean());
+        Assert.Equal(vector, b.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()));
+        await withTopK.AssertProblemAsync(400, "answers embeddings");
+        var version = (await description.JsonAsync()).GetProperty("versions")[0];
+        Assert.Equal("embedding", version.GetProperty("outputKind").GetString());
+        Assert.Equal(512, version.GetProperty("outputLength").GetInt32());
+        Assert.Equal(0, version.GetProperty("labelCount").GetInt32());
+    }
+
+    [Fact]
+    public async Task ClassifierAnswersCarryNoEmbeddingField()
+    {
+        using var response = await Http.PostAsync(cluster.GatewayUrl + "/predict", Raw(TextImages.Render("labels only"), "image/png"));
+
+        var answer = await response.JsonAsync();
+        Assert.False(answer.TryGetProperty("embedding", out _));
+        Assert.Equal("classes", (await (await Http.GetAsync(cluster.GatewayUrl + "/models/text-orientation")).JsonAsync()).GetProperty("versions")[0].GetProperty("outputKind").GetString());
+    }
+
+    [Fact]
     public async Task BatchAnswersEachImageInOrderWithItsOwnResultOrError()
     {
         using var response = await Http.PostAsync(cluster.GatewayUrl + "/predict/batch", Form(

@@ -31,7 +31,10 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
 
     public int PrimarySiloPort { get; private set; }
 
-    /// <summary>The default model plus <c>broken</c>, whose model.onnx is not an ONNX file: it must fail alone.</summary>
+    /// <summary>
+    /// The default model, the optional <c>resnet18</c> embedding model, and <c>broken</c>, whose model.onnx is
+    /// not an ONNX file: it must fail alone.
+    /// </summary>
     public string ModelRepository { get; } = Directory.CreateTempSubdirectory("e2e-models-").FullName;
 
     public const string BrokenModel = "broken";
@@ -46,6 +49,7 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
 
         File.Copy(Repo.DefaultModelFile, Path.Combine(ModelRepository, "text-orientation", "1", "model.onnx"));
         File.WriteAllBytes(Path.Combine(ModelRepository, BrokenModel, "1", "model.onnx"), "this is not an ONNX model"u8.ToArray());
+        Repo.CreateResnet18Repository(into: ModelRepository);
     }
 
     public async ValueTask InitializeAsync()

@@ -7,17 +7,26 @@ using Prometheus;
 
 namespace Classifier.Tests.Support;
 
-/// <summary>The default model loaded outside any silo, with a private metrics registry.</summary>
+/// <summary>Models loaded outside any silo, each with a private metrics registry.</summary>
 public static class DefaultModel
 {
     /// <param name="adjust">Changes to the model's config before loading, e.g. batching settings.</param>
     public static (ModelRuntime Runtime, SiloMetrics Metrics) Load(string device = "cpu", Func<ModelDefinition, ModelDefinition>? adjust = null)
     {
         Repo.RequireDefaultModel();
-        var version = ModelRepository.Load(Repo.Models).Single(v => v.Model.Name == "text-orientation");
+        return LoadFrom(Repo.Models, "text-orientation", device, adjust);
+    }
+
+    /// <summary>The optional resnet18 embedding model, from the fetched files (see <see cref="Repo.CreateResnet18Repository"/>).</summary>
+    public static ModelRuntime LoadResnet18(Func<ModelDefinition, ModelDefinition>? adjust = null) =>
+        LoadFrom(Repo.CreateResnet18Repository(), "resnet18", "cpu", adjust).Runtime;
+
+    private static (ModelRuntime Runtime, SiloMetrics Metrics) LoadFrom(string repository, string name, string device, Func<ModelDefinition, ModelDefinition>? adjust)
+    {
+        var version = ModelRepository.Load(repository).Single(v => v.Model.Name == name);
         version = version with { Model = (adjust ?? (m => m))(version.Model) };
         var metrics = new SiloMetrics(Metrics.NewCustomRegistry());
-        var runtime = new ModelRuntime(version, new ImageOptions(), metrics.ForModel("text-orientation", "1"), NullLogger.Instance);
+        var runtime = new ModelRuntime(version, new ImageOptions(), metrics.ForModel(name, version.Version), NullLogger.Instance);
         runtime.Load(new ModelsOptions { Device = device });
         return (runtime, metrics);
     }

@@ -18,6 +18,30 @@ public static class Repo
         }
     }
 
+    /// <summary>Where <c>scripts/fetch-models.sh --no-install resnet18</c> leaves the optional ResNet-18 files.</summary>
+    public static string Resnet18Cache => Path.Combine(Root, ".models", "resnet18");
+
+    /// <summary>
+    /// A fresh model repository holding resnet18 as <c>samples/models/resnet18</c> configures it (files linked, not
+    /// copied); fails with the command to run when the model has not been fetched.
+    /// </summary>
+    public static string CreateResnet18Repository(string? into = null)
+    {
+        var files = new[] { "model.onnx", "mean-image.f32" }.Select(f => Path.Combine(Resnet18Cache, f)).ToArray();
+        if (files.Any(f => !File.Exists(f)))
+        {
+            throw new InvalidOperationException($"{Resnet18Cache} lacks model.onnx or mean-image.f32; run scripts/fetch-models.sh --no-install resnet18 (test.sh does) before the tests.");
+        }
+
+        var repository = into ?? Directory.CreateTempSubdirectory("resnet18-repo-").FullName;
+        var model = Path.Combine(repository, "resnet18");
+        Directory.CreateDirectory(Path.Combine(model, "1"));
+        File.Copy(Path.Combine(Root, "samples", "models", "resnet18", "config.json"), Path.Combine(model, "config.json"));
+        File.CreateSymbolicLink(Path.Combine(model, "mean-image.f32"), files[1]);
+        File.CreateSymbolicLink(Path.Combine(model, "1", "model.onnx"), files[0]);
+        return repository;
+    }
+
     private static string FindRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);

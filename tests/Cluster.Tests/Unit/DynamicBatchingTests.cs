@@ -24,7 +24,7 @@ public sealed class DynamicBatchingTests
         for (var i = 0; i < images.Length; i++)
         {
             Assert.Null(outcomes[i].Error);
-            Assert.Equal(upsideDown[i] ? "180" : "0", runtime.TopK(outcomes[i].Probabilities!, 1)[0].Label);
+            Assert.Equal(upsideDown[i] ? "180" : "0", runtime.TopK(outcomes[i].Output!, 1)[0].Label);
         }
     }
 

@@ -41,6 +41,12 @@ public sealed class ModelConfigTests : IDisposable
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "maxBatchSize": 0 } }""", "batching.maxBatchSize")]
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "maxQueueDelayMicroseconds": -1 } }""", "batching.maxQueueDelayMicroseconds")]
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "instances": 0 } }""", "batching.instances")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o", "type": "embedding" }, "labels": ["a"] }""", "labels")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o", "type": "embedding" }, "topK": 1 }""", "topK")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o", "normalize": true }, "labels": ["a"] }""", "output.normalize")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224], "meanImageFile": "absent.f32" }, "output": { "name": "o", "type": "embedding" } }""", "input.meanImageFile")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224], "meanImageFile": "../outside.f32" }, "output": { "name": "o", "type": "embedding" } }""", "input.meanImageFile")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 2, 2], "meanImageFile": "mean.f32", "resize": "keep-aspect-pad" }, "output": { "name": "o", "type": "embedding" } }""", "input.meanImageFile")]
     public void BadConfigIsRejectedNamingTheFileAndTheField(string json, string field)
     {
         var file = WriteModel("bad", json);
@@ -49,6 +55,37 @@ public sealed class ModelConfigTests : IDisposable
 
         Assert.Contains(file, error.Message, StringComparison.Ordinal);
         Assert.Contains(field, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(11, "holds 44 bytes")]
+    [InlineData(13, "holds 52 bytes")]
+    public void MeanImageOfTheWrongSizeIsRejectedWithTheSizeItNeeds(int floats, string says)
+    {
+        var file = WriteModel("mean", """{ "input": { "name": "i", "shape": [3, 2, 2], "meanImageFile": "mean.f32" }, "output": { "name": "o", "type": "embedding" } }""");
+        File.WriteAllBytes(Path.Combine(Path.GetDirectoryName(file)!, "mean.f32"), new byte[floats * sizeof(float)]);
+
+        var error = Assert.Throws<ModelConfigException>(() => ModelRepository.Load(_root));
+
+        Assert.Contains("input.meanImageFile", error.Message, StringComparison.Ordinal);
+        Assert.Contains(says, error.Message, StringComparison.Ordinal);
+        Assert.Contains("12 float32 values", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EmbeddingModelLoadsWithoutLabelsAndWithItsMeanImage()
+    {
+        var file = WriteModel("embed", """{ "input": { "name": "i", "shape": [3, 2, 2], "meanImageFile": "mean.f32" }, "output": { "name": "o", "type": "embedding", "normalize": true } }""");
+        var mean = Enumerable.Range(0, 12).Select(i => i * 0.5f).ToArray();
+        File.WriteAllBytes(Path.Combine(Path.GetDirectoryName(file)!, "mean.f32"), mean.SelectMany(BitConverter.GetBytes).ToArray());
+
+        var model = ModelRepository.Load(_root).Single().Model;
+
+        Assert.Equal(OutputKind.Embedding, model.Output);
+        Assert.True(model.IsEmbedding);
+        Assert.True(model.NormalizeEmbedding);
+        Assert.Empty(model.Labels);
+        Assert.Equal(mean, model.MeanImage);
     }
 
     [Fact]
@@ -83,7 +120,7 @@ public sealed class ModelConfigTests : IDisposable
         Assert.Equal(1000, model.Labels.Length);
         Assert.Equal((3, 224, 224, 256), (model.Channels, model.Height, model.Width, model.ResizeShorterSide));
         Assert.Equal(ResizeMode.CenterCrop, model.Resize);
-        Assert.True(model.OutputIsLogits);
+        Assert.Equal(OutputKind.Logits, model.Output);
     }
 
     [Fact]

@@ -65,7 +65,7 @@ public sealed class PreprocessingTests
         float[] mean = [0.406f, 0.456f, 0.485f]; // B, G, R: config values are in the model's channel order
         float[] std = [0.225f, 0.224f, 0.229f];
         var model = new ModelDefinition("m", null, "input", Nhwc: false, Channels: 3, Height: 4, Width: 4, ColorOrder.Bgr,
-            ResizeMode.CenterCrop, ResizeShorterSide: 4, Scale: 1f / 255f, mean, std, PadValue: 0, "out", OutputIsLogits: true, ["a", "b"], TopK: 1);
+            ResizeMode.CenterCrop, ResizeShorterSide: 4, Scale: 1f / 255f, mean, std, PadValue: 0, "out", OutputKind.Logits, ["a", "b"], TopK: 1);
         var tensor = new float[model.TensorLength];
 
         var error = new ImagePreprocessor(model, new ImageOptions()).Preprocess(Png(6, 4, Pattern), tensor);

@@ -19,8 +19,8 @@ public sealed class TextOrientationModelTests
 
         Assert.Null(upright.Error);
         Assert.Null(rotated.Error);
-        var up = runtime.TopK(upright.Probabilities!, 1)[0];
-        var down = runtime.TopK(rotated.Probabilities!, 1)[0];
+        var up = runtime.TopK(upright.Output!, 1)[0];
+        var down = runtime.TopK(rotated.Output!, 1)[0];
         Assert.Equal("0", up.Label);
         Assert.True(up.Probability > 0.9, $"upright '{text}': P(0) = {up.Probability}");
         Assert.Equal("180", down.Label);
