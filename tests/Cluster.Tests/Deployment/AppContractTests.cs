@@ -1,0 +1,170 @@
+using System.ComponentModel.DataAnnotations;
+using System.Globalization;
+using System.Reflection;
+using Classifier.Gateway;
+using Classifier.Gateway.Api;
+using Classifier.Grains;
+using Classifier.ServiceDefaults;
+using Classifier.Tests.EndToEnd;
+using Classifier.Tests.Support;
+using k8s.Models;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+
+namespace Classifier.Tests.Deployment;
+
+/// <summary>What the manifests tell the apps matches what the apps read: settings, ports, probe paths, shutdown timing.</summary>
+[Collection(ProcessClusterCollection.Name)]
+public sealed class AppContractTests(ProcessClusterFixture cluster)
+{
+    /// <summary>The options classes each role binds, with their configuration sections.</summary>
+    private static readonly Dictionary<string, Type[]> BoundOptions = new()
+    {
+        ["classifier-silo"] = [SiloHostOptionsType, typeof(ModelsOptions), typeof(CacheOptions), typeof(ImageOptions), typeof(ClusterStatsOptions), typeof(TracingOptions)],
+        ["classifier-gateway"] = [typeof(ClusterClientOptions), typeof(GatewayOptions), typeof(AuthOptions), typeof(TracingOptions)],
+    };
+
+    /// <summary>
+    /// Read outside the options classes: the downward API (Orleans' Kubernetes hosting, silo name,
+    /// advertised address, trace instance), ASP.NET Core's listening URLs, and .NET runtime settings.
+    /// </summary>
+    private static bool IsKnownNonOptionVariable(string name) =>
+        name is "POD_NAME" or "POD_NAMESPACE" or "POD_IP" or "Urls"
+        || name.StartsWith("DOTNET_", StringComparison.Ordinal)
+        || name.StartsWith("Logging__", StringComparison.Ordinal);
+
+    /// <summary>The silo's options live in the Silo executable, which the tests run as a process rather than reference.</summary>
+    private static Type SiloHostOptionsType =>
+        Assembly.LoadFrom(ClusterProcess.DllPath("Silo", "Classifier.Silo")).GetType("Classifier.Silo.SiloHostOptions", throwOnError: true)!;
+
+    private static string Section(Type options) => (string)options.GetField("SectionName", BindingFlags.Public | BindingFlags.Static | BindingFlags.FlattenHierarchy)!.GetValue(null)!;
+
+    /// <summary>Configuration keys an options class binds: settable public properties, arrays with an index.</summary>
+    private static IEnumerable<string> BoundKeys(Type options) =>
+        options.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.SetMethod is { IsPublic: true })
+            .Select(p => $"{Section(options)}:{p.Name}" + (p.PropertyType.IsArray ? ":{n}" : ""));
+
+    private static string ConfigKey(string variable) =>
+        string.Join(':', variable.Split("__").Select(s => int.TryParse(s, out _) ? "{n}" : s));
+
+    public static TheoryData<string> Roles() => ["classifier-silo", "classifier-gateway"];
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public void EveryEnvironmentVariableIsASettingTheAppBinds(string deployment)
+    {
+        var known = BoundOptions[deployment].SelectMany(BoundKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
+
+        foreach (var variable in Manifests.Container(deployment).Env.Select(e => e.Name))
+        {
+            Assert.True(IsKnownNonOptionVariable(variable) || known.Contains(ConfigKey(variable)),
+                $"{deployment}: {variable} is not a setting the app reads (known: {string.Join(", ", known.Order(StringComparer.Ordinal))})");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Roles))]
+    public void EverySettingValueInTheManifestsPassesTheAppsOwnValidation(string deployment)
+    {
+        var values = Manifests.Container(deployment).Env.Where(e => e.Value is not null && !IsKnownNonOptionVariable(e.Name))
+            .ToDictionary(e => e.Name.Replace("__", ":", StringComparison.Ordinal), e => (string?)e.Value);
+        Assert.NotEmpty(values);
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+
+        foreach (var type in BoundOptions[deployment])
+        {
+            var options = configuration.GetSection(Section(type)).Get(type) ?? Activator.CreateInstance(type)!;
+            var results = new List<ValidationResult>();
+            Assert.True(Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true),
+                $"{deployment}: {string.Join(" ", results.Select(r => r.ErrorMessage))}");
+        }
+
+        // A value the binder could not convert would have thrown above; check the silo's timings and ports took.
+        if (deployment == "classifier-silo")
+        {
+            var silo = configuration.GetSection("Cluster").Get(SiloHostOptionsType)!;
+            Assert.True((bool)SiloHostOptionsType.GetProperty("KubernetesHosting")!.GetValue(silo)!);
+        }
+    }
+
+    [Fact]
+    public void SiloContainerPortsAreTheOnesTheSiloListensOn()
+    {
+        var container = Manifests.Container("classifier-silo");
+        var env = container.Env.ToDictionary(e => e.Name, e => e.Value);
+        var defaults = Activator.CreateInstance(SiloHostOptionsType)!;
+
+        Assert.Equal(new Uri(env["Urls"]).Port, Port(container, "metrics"));
+        Assert.Equal(Setting(env, "Cluster__SiloPort", defaults, "SiloPort"), Port(container, "orleans-silo"));
+        Assert.Equal(Setting(env, "Cluster__GatewayPort", defaults, "GatewayPort"), Port(container, "orleans-gw"));
+        AssertProbesOn(container, "metrics");
+    }
+
+    [Fact]
+    public void GatewayServesTheApiOnHttpAndProbesAndMetricsOnTheManagementPort()
+    {
+        var container = Manifests.Container("classifier-gateway");
+        var env = container.Env.ToDictionary(e => e.Name, e => e.Value);
+
+        Assert.Equal(new Uri(env["Urls"]).Port, Port(container, "http"));
+        // With a management port, /healthz and /readyz answer 404 on the API port: probes must use the management port.
+        Assert.Equal(int.Parse(env["Gateway__ManagementPort"], CultureInfo.InvariantCulture), Port(container, "metrics"));
+        AssertProbesOn(container, "metrics");
+        var service = Manifests.All<V1Service>().Single(s => s.Metadata.Name == "classifier-gateway");
+        Assert.Equal("http", service.Spec.Ports.Single(p => p.Name == "http").TargetPort.Value);
+    }
+
+    [Fact]
+    public void TerminationGracePeriodsOutlastTheDrainAndTheHostShutdownTimeout()
+    {
+        var shutdownTimeout = new HostOptions().ShutdownTimeout; // neither app changes it
+        var silo = Manifests.Deployment("classifier-silo").Spec.Template.Spec;
+        var siloEnv = silo.Containers.Single().Env.ToDictionary(e => e.Name, e => e.Value);
+        var drain = siloEnv.TryGetValue("Cluster__DrainDelay", out var d)
+            ? TimeSpan.Parse(d, CultureInfo.InvariantCulture)
+            : (TimeSpan)SiloHostOptionsType.GetProperty("DrainDelay")!.GetValue(Activator.CreateInstance(SiloHostOptionsType))!;
+
+        Assert.True(silo.TerminationGracePeriodSeconds > (drain + shutdownTimeout).TotalSeconds,
+            $"silo: {silo.TerminationGracePeriodSeconds} s does not cover a {drain.TotalSeconds} s drain and a {shutdownTimeout.TotalSeconds} s shutdown");
+
+        var gateway = Manifests.Deployment("classifier-gateway").Spec.Template.Spec;
+        var preStop = int.Parse(gateway.Containers.Single().Lifecycle.PreStop.Exec.Command[^1], CultureInfo.InvariantCulture);
+        Assert.True(gateway.TerminationGracePeriodSeconds > preStop + shutdownTimeout.TotalSeconds, "gateway: grace period under preStop + shutdown timeout");
+    }
+
+    [Fact]
+    public async Task EveryProbeAndScrapePathInTheManifestsAnswers200OnTheRunningApps()
+    {
+        // The fixture's silo serves on its HTTP port and its secured gateway has a management port, as in k8s/.
+        var targets = new Dictionary<string, string> { ["classifier-silo"] = cluster.SiloUrl, ["classifier-gateway"] = cluster.SecuredManagementUrl };
+
+        foreach (var (deployment, url) in targets)
+        {
+            var container = Manifests.Container(deployment);
+            var paths = new[] { container.StartupProbe, container.LivenessProbe, container.ReadinessProbe }.Select(p => p.HttpGet.Path)
+                .Concat(Manifests.Documents.Where(m => m.Kind == "ServiceMonitor" && m.Name == deployment)
+                    .SelectMany(m => ((List<object?>)((Dictionary<string, object?>)m.Tree["spec"]!)["endpoints"]!).Cast<Dictionary<string, object?>>().Select(e => (string)e["path"]!)))
+                .Distinct().ToList();
+
+            Assert.Equal(["/healthz", "/metrics", "/readyz"], paths.Order(StringComparer.Ordinal));
+            foreach (var path in paths)
+            {
+                using var response = await cluster.Http.GetAsync(url + path);
+                Assert.True(response.IsSuccessStatusCode, $"{deployment}: GET {path} answered {(int)response.StatusCode}\n{cluster.Logs()}");
+            }
+        }
+    }
+
+    private static int Port(V1Container container, string name) => container.Ports.Single(p => p.Name == name).ContainerPort;
+
+    private static int Setting(Dictionary<string, string> env, string variable, object defaults, string property) =>
+        env.TryGetValue(variable, out var value) ? int.Parse(value, CultureInfo.InvariantCulture) : (int)defaults.GetType().GetProperty(property)!.GetValue(defaults)!;
+
+    private static void AssertProbesOn(V1Container container, string portName)
+    {
+        Assert.Equal("/healthz", container.LivenessProbe.HttpGet.Path);
+        Assert.Equal("/readyz", container.ReadinessProbe.HttpGet.Path);
+        Assert.All(new[] { container.StartupProbe, container.LivenessProbe, container.ReadinessProbe }, p => Assert.Equal(portName, p.HttpGet.Port.Value));
+    }
+}
