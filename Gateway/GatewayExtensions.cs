@@ -68,7 +68,14 @@ public static class GatewayExtensions
 
     public static WebApplication UseGatewayPipeline(this WebApplication app)
     {
-        app.UseMiddleware<HttpMetricsMiddleware>();
+        if (app.Configuration.GetSection(MetricsOptions.SectionName).Get<MetricsOptions>() is { Enabled: false })
+        {
+            GatewayMetrics.RecordsRequests = false;
+        }
+        else
+        {
+            app.UseMiddleware<HttpMetricsMiddleware>();
+        }
 
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {

@@ -20,7 +20,10 @@ public sealed class ModelsOptions
     [Range(0, 64)]
     public int GpuDeviceId { get; set; }
 
-    /// <summary>ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime use one per core.</summary>
+    /// <summary>
+    /// ONNX Runtime intra-op threads per session. 0: the cores divided among the model's concurrent runs
+    /// (<c>batching.instances</c>), or ONNX Runtime's default (one per physical core) for a model with one run at a time.
+    /// </summary>
     [Range(0, 256)]
     public int IntraOpThreads { get; set; }
 }

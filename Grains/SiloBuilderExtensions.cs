@@ -1,3 +1,4 @@
+using Classifier.ServiceDefaults;
 using System.Reflection;
 using Classifier.Grains.Caching;
 using Classifier.Grains.Cluster;
@@ -25,6 +26,7 @@ public static class SiloBuilderExtensions
         services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<CacheOptions>().BindConfiguration(CacheOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<ImageOptions>().BindConfiguration(ImageOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.SectionName);
         services.AddOptions<ClusterStatsOptions>().BindConfiguration(ClusterStatsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IValidateOptions<ImageOptions>, ImageOptionsValidator>();
 
@@ -32,7 +34,7 @@ public static class SiloBuilderExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp =>
         {
-            var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>());
+            var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>(), sp.GetRequiredService<IOptions<MetricsOptions>>().Value.Enabled);
             var (version, build) = BuildInfo.Of(Assembly.GetExecutingAssembly());
             var orleans = BuildInfo.VersionOf(typeof(Grain).Assembly);
             var onnxRuntime = BuildInfo.VersionOf(typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly);

@@ -1,3 +1,4 @@
+using Classifier.ServiceDefaults;
 using System.Collections.Concurrent;
 using Prometheus;
 
@@ -39,8 +40,16 @@ public static class GatewayMetrics
     private static readonly ConcurrentDictionary<string, UpstreamChildren> ByModel = new();
 
     /// <summary>The upstream series of one model, resolved once (model names are validated before any grain call, so the set is bounded).</summary>
-    public static UpstreamChildren ForModel(string model) => ByModel.GetOrAdd(model, static m =>
-        new UpstreamChildren(Upstream.WithLabels(m), Retries.WithLabels(m), Unavailable.WithLabels(m)));
+    public static UpstreamChildren ForModel(string model) => ByModel.GetOrAdd(model, static m => RecordsRequests
+        ? new UpstreamChildren(Upstream.WithLabels(m), Retries.WithLabels(m), Unavailable.WithLabels(m))
+        : new UpstreamChildren(NoMetric.Instance, NoMetric.Instance, NoMetric.Instance));
+
+    /// <summary>
+    /// False (<c>Metrics:Enabled=false</c>, set once at start-up) stops recording per-request series: the
+    /// HTTP metrics middleware is not added and upstream series get no-op children. For measuring what
+    /// recording costs, not for production.
+    /// </summary>
+    public static bool RecordsRequests { get; set; } = true;
 
     /// <summary>Records one request; label children are resolved once per combination and kept.</summary>
     public static void Record(string endpoint, string method, int status, double seconds)
@@ -54,4 +63,4 @@ public static class GatewayMetrics
 }
 
 /// <summary>One model's gateway-side upstream series.</summary>
-public sealed record UpstreamChildren(Histogram.Child Duration, Counter.Child Retries, Counter.Child Unavailable);
+public sealed record UpstreamChildren(IHistogram Duration, ICounter Retries, ICounter Unavailable);

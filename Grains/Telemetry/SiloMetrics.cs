@@ -1,3 +1,4 @@
+using Classifier.ServiceDefaults;
 using Prometheus;
 
 namespace Classifier.Grains.Telemetry;
@@ -14,14 +15,16 @@ public sealed class SiloMetrics
 
     private static readonly string[] ModelLabels = ["model", "version"];
 
-    public SiloMetrics(CollectorRegistry registry)
+    /// <param name="recordRequests">False gives the per-request series no-op children (<c>Metrics:Enabled=false</c>): for measuring what recording costs.</param>
+    public SiloMetrics(CollectorRegistry registry, bool recordRequests = true)
     {
         Registry = registry;
+        RecordsRequests = recordRequests;
         var f = Prometheus.Metrics.WithCustomRegistry(registry);
         Predictions = f.CreateCounter("predictions_total", "Predictions answered by this silo's grains, by outcome: success (model ran), cache_hit, error.", "status");
-        PredictionSuccess = Predictions.WithLabels("success");
-        PredictionCacheHit = Predictions.WithLabels("cache_hit");
-        PredictionError = Predictions.WithLabels("error");
+        PredictionSuccess = recordRequests ? Predictions.WithLabels("success") : NoMetric.Instance;
+        PredictionCacheHit = recordRequests ? Predictions.WithLabels("cache_hit") : NoMetric.Instance;
+        PredictionError = recordRequests ? Predictions.WithLabels("error") : NoMetric.Instance;
         Inference = f.CreateHistogram("inference_duration_seconds", "Model execution time in seconds (ONNX Runtime Run only; preprocessing excluded).",
             new HistogramConfiguration { LabelNames = ModelLabels, Buckets = DurationBuckets });
         Preprocessing = f.CreateHistogram("preprocessing_duration_seconds", "Image decode, resize and tensor fill time in seconds, on cache misses only.",
@@ -51,13 +54,16 @@ public sealed class SiloMetrics
 
     public CollectorRegistry Registry { get; }
 
+    /// <summary>False when per-request recording is switched off.</summary>
+    public bool RecordsRequests { get; }
+
     public Counter Predictions { get; }
 
-    public Counter.Child PredictionSuccess { get; }
+    public ICounter PredictionSuccess { get; }
 
-    public Counter.Child PredictionCacheHit { get; }
+    public ICounter PredictionCacheHit { get; }
 
-    public Counter.Child PredictionError { get; }
+    public ICounter PredictionError { get; }
 
     public Histogram Inference { get; }
 
@@ -102,26 +108,30 @@ public sealed class SiloMetrics
     public Gauge AppInfo { get; }
 
     /// <summary>The labelled children of one model version, resolved once.</summary>
-    public ModelMetrics ForModel(string model, string version) => new(
-        Inference.WithLabels(model, version),
-        Preprocessing.WithLabels(model, version),
-        CacheHits.WithLabels(model, version),
-        CacheMisses.WithLabels(model, version),
-        CacheEvictions.WithLabels(model, version),
-        ModelState.WithLabels(model, version),
-        QueueDepth.WithLabels(model, version),
-        QueueWait.WithLabels(model, version),
-        BatchSize.WithLabels(model, version));
+    public ModelMetrics ForModel(string model, string version) => RecordsRequests
+        ? new(
+            Inference.WithLabels(model, version),
+            Preprocessing.WithLabels(model, version),
+            CacheHits.WithLabels(model, version),
+            CacheMisses.WithLabels(model, version),
+            CacheEvictions.WithLabels(model, version),
+            ModelState.WithLabels(model, version),
+            QueueDepth.WithLabels(model, version),
+            QueueWait.WithLabels(model, version),
+            BatchSize.WithLabels(model, version))
+        : new(NoMetric.Instance, NoMetric.Instance, NoMetric.Instance, NoMetric.Instance, NoMetric.Instance,
+            ModelState.WithLabels(model, version), NoMetric.Instance, NoMetric.Instance, NoMetric.Instance);
 }
 
 /// <summary>One model version's metric children, kept by its runtime so the hot path does no label look-up.</summary>
+/// <remarks>Typed by prometheus-net's interfaces so that <see cref="NoMetric"/> can stand in when recording is off.</remarks>
 public sealed record ModelMetrics(
-    Histogram.Child Inference,
-    Histogram.Child Preprocessing,
-    Counter.Child CacheHits,
-    Counter.Child CacheMisses,
-    Counter.Child CacheEvictions,
-    Gauge.Child State,
-    Gauge.Child QueueDepth,
-    Histogram.Child QueueWait,
-    Histogram.Child BatchSize);
+    IHistogram Inference,
+    IHistogram Preprocessing,
+    ICounter CacheHits,
+    ICounter CacheMisses,
+    ICounter CacheEvictions,
+    IGauge State,
+    IGauge QueueDepth,
+    IHistogram QueueWait,
+    IHistogram BatchSize);

@@ -53,7 +53,7 @@ public static class Bench
             : r).ToList();
     }
 
-    private static async Task<BenchResult> DriveAsync(HttpClient http, string gatewayUrl, string name, int requests, int concurrency, Func<int, byte[]> image)
+    internal static async Task<BenchResult> DriveAsync(HttpClient http, string gatewayUrl, string name, int requests, int concurrency, Func<int, byte[]> image)
     {
         var latencies = new ConcurrentBag<double>();
         var errors = 0;
@@ -100,19 +100,29 @@ public static class Bench
             ?? throw new InvalidOperationException($"model {model} not in {modelRepository}");
         var definition = version.Model;
         var preprocessor = new ImagePreprocessor(definition, new ImageOptions());
-        using var options = new Microsoft.ML.OnnxRuntime.SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-        if (device == "cuda")
-        {
-            options.AppendExecutionProvider_CUDA(0);
-        }
-
-        using var session = new InferenceSession(version.ModelPath, options);
-        using var runOptions = new RunOptions();
-        var inputs = Enumerable.Range(0, images).Select(i => Soak.Image(1_000_000 + i)).ToArray();
         var threads = Math.Min(concurrency, Environment.ProcessorCount);
+        var inputs = Enumerable.Range(0, images).Select(i => Soak.Image(1_000_000 + i)).ToArray();
         var results = new List<BenchResult>();
         foreach (var batch in new[] { 1, 4, 8, 16 })
         {
+            // The silo's session settings: batch 1 runs one per core, each with its share of the cores.
+            using var options = new Microsoft.ML.OnnxRuntime.SessionOptions
+            {
+                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+                IntraOpNumThreads = ModelRuntime.IntraOpThreads(0, batch == 1 ? threads : 1, Environment.ProcessorCount),
+            };
+            if (device == "cuda")
+            {
+                options.AppendExecutionProvider_CUDA(0);
+            }
+
+            using var session = new InferenceSession(version.ModelPath, options);
+            using var runOptions = new RunOptions();
+            if (batch > 1 && session.InputMetadata[definition.InputName].Dimensions[0] > 0)
+            {
+                break; // the file fixes the batch dimension
+            }
+
             var latencies = new ConcurrentBag<double>();
             var next = -batch;
             var clock = Stopwatch.StartNew();

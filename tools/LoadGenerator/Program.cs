@@ -22,9 +22,38 @@ if (args.Length > 0 && args[0] == "bench" && arguments.ContainsKey("gateway"))
     return results.Any(r => r.Errors > 0) ? 1 : 0;
 }
 
+if (args.Length > 0 && args[0] == "compare" && arguments.ContainsKey("gateway-a") && arguments.ContainsKey("gateway-b"))
+{
+    // Usage: Classifier.LoadGenerator compare --gateway-a URL --gateway-b URL [--label-a A] [--label-b B] [--rounds 7]
+    //        [--requests 3000] [--concurrency 8] [--markdown compare.md]
+    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+    var (labelA, labelB) = (Arg("label-a", "A"), Arg("label-b", "B"));
+    var concurrency = int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture);
+    var compared = await Compare.RunAsync(client, Arg("gateway-a", ""), Arg("gateway-b", ""),
+        int.Parse(Arg("rounds", "7"), CultureInfo.InvariantCulture), int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), concurrency);
+    var markdown = Compare.Markdown(compared, $"{DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, {concurrency} clients, {labelA} vs {labelB}", labelA, labelB);
+    Console.WriteLine(markdown);
+    await File.WriteAllTextAsync(Arg("markdown", "compare.md"), markdown);
+    return 0;
+}
+
+if (args.Length > 0 && args[0] == "tune")
+{
+    // Usage: Classifier.LoadGenerator tune --models DIR --model NAME [--images 200] [--rounds 5] [--device cpu|cuda] [--markdown tune.md]
+    var model = Arg("model", "text-orientation");
+    var tuned = Tune.Run(Arg("models", "models"), model, int.Parse(Arg("images", "200"), CultureInfo.InvariantCulture), Arg("device", "cpu"),
+        int.Parse(Arg("rounds", "5"), CultureInfo.InvariantCulture));
+    var markdown = Tune.Markdown(tuned, $"{DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, model {model}, {Arg("device", "cpu")}, inference only");
+    Console.WriteLine(markdown);
+    await File.WriteAllTextAsync(Arg("markdown", "tune.md"), markdown);
+    return 0;
+}
+
 if (args.Length == 0 || args[0] != "soak" || !arguments.ContainsKey("gateway"))
 {
     Console.Error.WriteLine("usage: Classifier.LoadGenerator bench --gateway URL --models DIR [--requests 3000] [--concurrency 8] [--json F] [--markdown F]");
+    Console.Error.WriteLine("       Classifier.LoadGenerator compare --gateway-a URL --gateway-b URL [--label-a A] [--label-b B] [--rounds 7] [--requests 3000] [--concurrency 8] [--markdown F]");
+    Console.Error.WriteLine("       Classifier.LoadGenerator tune --models DIR --model NAME [--images 200] [--rounds 5] [--device cpu|cuda] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator soak --gateway URL --silo-metrics URL[,URL...] [--requests 20000] [--concurrency 8] [--unique 2000] [--bad-share 0.05] [--max-growth-mib 100]");
     return 2;
 }

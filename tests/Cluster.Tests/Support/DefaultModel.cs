@@ -11,21 +11,22 @@ namespace Classifier.Tests.Support;
 public static class DefaultModel
 {
     /// <param name="adjust">Changes to the model's config before loading, e.g. batching settings.</param>
-    public static (ModelRuntime Runtime, SiloMetrics Metrics) Load(string device = "cpu", Func<ModelDefinition, ModelDefinition>? adjust = null)
+    /// <param name="recordRequests">False: the silo's <c>Metrics:Enabled=false</c>.</param>
+    public static (ModelRuntime Runtime, SiloMetrics Metrics) Load(string device = "cpu", Func<ModelDefinition, ModelDefinition>? adjust = null, bool recordRequests = true)
     {
         Repo.RequireDefaultModel();
-        return LoadFrom(Repo.Models, "text-orientation", device, adjust);
+        return LoadFrom(Repo.Models, "text-orientation", device, adjust, recordRequests);
     }
 
     /// <summary>The optional resnet18 embedding model, from the fetched files (see <see cref="Repo.CreateResnet18Repository"/>).</summary>
     public static ModelRuntime LoadResnet18(Func<ModelDefinition, ModelDefinition>? adjust = null) =>
         LoadFrom(Repo.CreateResnet18Repository(), "resnet18", "cpu", adjust).Runtime;
 
-    private static (ModelRuntime Runtime, SiloMetrics Metrics) LoadFrom(string repository, string name, string device, Func<ModelDefinition, ModelDefinition>? adjust)
+    private static (ModelRuntime Runtime, SiloMetrics Metrics) LoadFrom(string repository, string name, string device, Func<ModelDefinition, ModelDefinition>? adjust, bool recordRequests = true)
     {
         var version = ModelRepository.Load(repository).Single(v => v.Model.Name == name);
         version = version with { Model = (adjust ?? (m => m))(version.Model) };
-        var metrics = new SiloMetrics(Metrics.NewCustomRegistry());
+        var metrics = new SiloMetrics(Metrics.NewCustomRegistry(), recordRequests);
         var runtime = new ModelRuntime(version, new ImageOptions(), metrics.ForModel(name, version.Version), NullLogger.Instance);
         runtime.Load(new ModelsOptions { Device = device });
         return (runtime, metrics);

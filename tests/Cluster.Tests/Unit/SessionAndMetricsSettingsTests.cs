@@ -1,0 +1,57 @@
+using Classifier.Grains.Inference;
+using Classifier.ServiceDefaults;
+using Classifier.Tests.Support;
+using Prometheus;
+
+namespace Classifier.Tests.Unit;
+
+public sealed class SessionAndMetricsSettingsTests
+{
+    [Theory]
+    [InlineData(0, 2, 2, 1)]   // one run per core on 2 cores: one thread each, not ONNX Runtime's every-core default
+    [InlineData(0, 16, 16, 1)]
+    [InlineData(0, 4, 16, 4)]  // four runs at once share 16 cores
+    [InlineData(0, 3, 2, 1)]   // more runs than cores: never below one thread
+    [InlineData(0, 1, 16, 0)]  // one run at a time (batching): ONNX Runtime's default
+    [InlineData(3, 16, 16, 3)] // Models:IntraOpThreads wins when set
+    public void IntraOpThreadsShareTheCoresAmongConcurrentRuns(int configured, int instances, int cores, int expected)
+    {
+        Assert.Equal(expected, ModelRuntime.IntraOpThreads(configured, instances, cores));
+    }
+
+    [Fact]
+    public async Task WithMetricsOffPredictionsStillWorkAndRecordNothingPerRequest()
+    {
+        var (runtime, metrics) = DefaultModel.Load(recordRequests: false);
+        using var __ = runtime;
+
+        var outcome = await runtime.PredictAsync(TextImages.Render("metrics off"));
+
+        Assert.Null(outcome.Error);
+        Assert.Same(NoMetric.Instance, runtime.Metrics.Inference);
+        Assert.Same(NoMetric.Instance, metrics.PredictionSuccess);
+        var text = await Scrape(metrics.Registry);
+        Assert.DoesNotContain("inference_duration_seconds_count{", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("preprocessing_duration_seconds_count{", text, StringComparison.Ordinal);
+        Assert.Contains("model_state{model=\"text-orientation\",version=\"1\"} 1", text, StringComparison.Ordinal); // not per request: kept
+    }
+
+    [Fact]
+    public async Task WithMetricsOnTheSamePredictionIsRecorded()
+    {
+        var (runtime, metrics) = DefaultModel.Load();
+        using var __ = runtime;
+
+        await runtime.PredictAsync(TextImages.Render("metrics on"));
+
+        var text = await Scrape(metrics.Registry);
+        Assert.Contains("inference_duration_seconds_count{model=\"text-orientation\",version=\"1\"} 1", text, StringComparison.Ordinal);
+    }
+
+    private static async Task<string> Scrape(CollectorRegistry registry)
+    {
+        using var stream = new MemoryStream();
+        await registry.CollectAndExportAsTextAsync(stream, TestContext.Current.CancellationToken);
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+}

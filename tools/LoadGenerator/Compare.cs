@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Text;
+
+namespace Classifier.LoadGenerator;
+
+/// <summary>One workload's throughput on two clusters, round by round.</summary>
+public sealed record ComparisonResult(string Workload, double[] ThroughputA, double[] ThroughputB)
+{
+    /// <summary>Median over rounds of B's throughput divided by A's in the same round.</summary>
+    public double MedianRatio => Median(ThroughputA.Zip(ThroughputB, (a, b) => b / a));
+
+    public double MedianA => Median(ThroughputA);
+
+    public double MedianB => Median(ThroughputB);
+
+    public double MinRatio => ThroughputA.Zip(ThroughputB, (a, b) => b / a).Min();
+
+    public double MaxRatio => ThroughputA.Zip(ThroughputB, (a, b) => b / a).Max();
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}
+
+/// <summary>
+/// A/B comparison of two clusters that differ in one setting (metrics on and off, say): the same
+/// workloads alternate between them round by round, A then B then B then A, so drift on a shared machine
+/// falls on both; the figure of merit is the median of the per-round ratios.
+/// </summary>
+public static class Compare
+{
+    public static async Task<List<ComparisonResult>> RunAsync(HttpClient http, string gatewayA, string gatewayB, int rounds, int requests, int concurrency)
+    {
+        var seed = Random.Shared.Next(1 << 20) * 4096;
+        var hot = Enumerable.Range(0, 64).Select(i => Soak.Image(seed + i)).ToArray();
+        foreach (var gateway in new[] { gatewayA, gatewayB })
+        {
+            await Bench.DriveAsync(http, gateway, "warm-up", hot.Length * 2, concurrency, i => hot[i % hot.Length]);
+        }
+
+        var workloads = new (string Name, Func<int, int, byte[]> Image)[]
+        {
+            ("all-hit", (_, i) => hot[i % hot.Length]),
+            ("all-miss", (round, i) => Soak.Image(seed + 100_000 + round * 2 * requests + i)),
+        };
+        var results = new List<ComparisonResult>();
+        foreach (var (name, image) in workloads)
+        {
+            var (a, b) = (new double[rounds], new double[rounds]);
+            for (var round = 0; round < rounds; round++)
+            {
+                var order = round % 2 == 0 ? new[] { 0, 1 } : [1, 0];
+                foreach (var which in order)
+                {
+                    var gateway = which == 0 ? gatewayA : gatewayB;
+
+                    // Misses stay misses: each cluster and round gets images of its own.
+                    var offset = which * requests;
+                    var result = await Bench.DriveAsync(http, gateway, name, requests, concurrency, i => image(round, offset + i));
+                    if (result.Errors > 0)
+                    {
+                        throw new InvalidOperationException($"{result.Errors} errors from {gateway} in {name}");
+                    }
+
+                    (which == 0 ? a : b)[round] = result.Throughput;
+                }
+            }
+
+            results.Add(new ComparisonResult(name, a, b));
+        }
+
+        return results;
+    }
+
+    public static string Markdown(IEnumerable<ComparisonResult> results, string title, string a, string b)
+    {
+        var text = new StringBuilder()
+            .AppendLine($"### {title}")
+            .AppendLine()
+            .AppendLine(CultureInfo.InvariantCulture, $"| workload | {a} img/s (median) | {b} img/s (median) | {b} / {a} (median of rounds) | range of round ratios |")
+            .AppendLine("|---|---|---|---|---|");
+        foreach (var r in results)
+        {
+            text.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {r.Workload} | {r.MedianA:F0} | {r.MedianB:F0} | {r.MedianRatio:F3} | {r.MinRatio:F3} to {r.MaxRatio:F3} |"));
+        }
+
+        return text.ToString();
+    }
+}
