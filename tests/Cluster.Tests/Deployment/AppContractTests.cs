@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using System.Reflection;
@@ -20,7 +21,7 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
     /// <summary>The options classes each role binds, with their configuration sections.</summary>
     private static readonly Dictionary<string, Type[]> BoundOptions = new()
     {
-        ["classifier-silo"] = [SiloHostOptionsType, typeof(ModelsOptions), typeof(CacheOptions), typeof(ImageOptions), typeof(ClusterStatsOptions), typeof(TracingOptions)],
+        ["classifier-silo"] = [typeof(ModelsOptions), typeof(CacheOptions), typeof(ImageOptions), typeof(ClusterStatsOptions), typeof(TracingOptions)],
         ["classifier-gateway"] = [typeof(ClusterClientOptions), typeof(GatewayOptions), typeof(AuthOptions), typeof(TracingOptions)],
     };
 
@@ -33,9 +34,49 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
         || name.StartsWith("DOTNET_", StringComparison.Ordinal)
         || name.StartsWith("Logging__", StringComparison.Ordinal);
 
-    /// <summary>The silo's options live in the Silo executable, which the tests run as a process rather than reference.</summary>
-    private static Type SiloHostOptionsType =>
-        Assembly.LoadFrom(ClusterProcess.DllPath("Silo", "Classifier.Silo")).GetType("Classifier.Silo.SiloHostOptions", throwOnError: true)!;
+    /// <summary>A settable property of the silo's <c>SiloHostOptions</c> (section Cluster), with its validation attributes.</summary>
+    private sealed record SiloSetting(string Name, Type Type, ValidationAttribute[] Rules);
+
+    /// <summary>
+    /// The silo's options live in the Silo executable, which the tests run as a process rather than reference. Read
+    /// through a MetadataLoadContext: an assembly loaded into the test process would be scanned (and fail to load its
+    /// Kubernetes dependency) by every in-process Orleans test cluster started after it.
+    /// </summary>
+    private static readonly SiloSetting[] SiloHostSettings = ReadSiloHostSettings();
+
+    private static SiloSetting[] ReadSiloHostSettings()
+    {
+        var silo = ClusterProcess.DllPath("Silo", "Classifier.Silo");
+        var assemblies = Directory.GetFiles(Path.GetDirectoryName(silo)!, "*.dll")
+            .Concat(Directory.GetFiles(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory(), "*.dll"));
+        using var context = new MetadataLoadContext(new PathAssemblyResolver(assemblies));
+        var type = context.LoadFromAssemblyPath(silo).GetType("Classifier.Silo.SiloHostOptions", throwOnError: true)!;
+        return type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.SetMethod is { IsPublic: true })
+            .Select(p => new SiloSetting(p.Name, RuntimeType(p.PropertyType), p.GetCustomAttributesData().Select(Materialize).OfType<ValidationAttribute>().ToArray()))
+            .ToArray();
+    }
+
+    private static Type RuntimeType(Type metadataType) =>
+        Type.GetType(metadataType.AssemblyQualifiedName!) ?? throw new InvalidOperationException($"{metadataType} has no runtime type");
+
+    /// <summary>A validation attribute read from metadata, rebuilt as a live one.</summary>
+    private static ValidationAttribute? Materialize(CustomAttributeData data)
+    {
+        var type = Type.GetType(data.AttributeType.AssemblyQualifiedName!);
+        if (type is null || !typeof(ValidationAttribute).IsAssignableFrom(type))
+        {
+            return null;
+        }
+
+        var attribute = (ValidationAttribute)Activator.CreateInstance(type, data.ConstructorArguments.Select(a => a.Value is Type t ? RuntimeType(t) : a.Value).ToArray())!;
+        foreach (var named in data.NamedArguments)
+        {
+            type.GetProperty(named.MemberName)!.SetValue(attribute, named.TypedValue.Value);
+        }
+
+        return attribute;
+    }
 
     private static string Section(Type options) => (string)options.GetField("SectionName", BindingFlags.Public | BindingFlags.Static | BindingFlags.FlattenHierarchy)!.GetValue(null)!;
 
@@ -55,6 +96,10 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
     public void EveryEnvironmentVariableIsASettingTheAppBinds(string deployment)
     {
         var known = BoundOptions[deployment].SelectMany(BoundKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        if (deployment == "classifier-silo")
+        {
+            known.UnionWith(SiloHostSettings.Select(s => $"Cluster:{s.Name}" + (s.Type.IsArray ? ":{n}" : "")));
+        }
 
         foreach (var variable in Manifests.Container(deployment).Env.Select(e => e.Name))
         {
@@ -80,11 +125,20 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
                 $"{deployment}: {string.Join(" ", results.Select(r => r.ErrorMessage))}");
         }
 
-        // A value the binder could not convert would have thrown above; check the silo's timings and ports took.
         if (deployment == "classifier-silo")
         {
-            var silo = configuration.GetSection("Cluster").Get(SiloHostOptionsType)!;
-            Assert.True((bool)SiloHostOptionsType.GetProperty("KubernetesHosting")!.GetValue(silo)!);
+            // SiloHostOptions from metadata: each Cluster value converts to its property's type and passes its attributes.
+            var cluster = configuration.GetSection("Cluster").GetChildren().ToList();
+            Assert.NotEmpty(cluster);
+            foreach (var value in cluster)
+            {
+                var setting = SiloHostSettings.Single(s => s.Name.Equals(value.Key, StringComparison.OrdinalIgnoreCase));
+                var converted = TypeDescriptor.GetConverter(Nullable.GetUnderlyingType(setting.Type) ?? setting.Type).ConvertFromInvariantString(value.Value!);
+                Assert.All(setting.Rules, rule => Assert.True(rule.IsValid(converted), $"Cluster:{value.Key} = {value.Value}: {rule.FormatErrorMessage(value.Key)}"));
+            }
+
+            Assert.Contains(SiloHostSettings, s => s.Name == "KubernetesHosting" && s.Type == typeof(bool));
+            Assert.Contains(SiloHostSettings, s => s.Name == "DrainDelay" && s.Rules.OfType<RangeAttribute>().Any());
         }
     }
 
@@ -93,11 +147,11 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
     {
         var container = Manifests.Container("classifier-silo");
         var env = container.Env.ToDictionary(e => e.Name, e => e.Value);
-        var defaults = Activator.CreateInstance(SiloHostOptionsType)!;
 
+        // Set explicitly in the manifest, so that the ports cannot drift from a default changed in code.
         Assert.Equal(new Uri(env["Urls"]).Port, Port(container, "metrics"));
-        Assert.Equal(Setting(env, "Cluster__SiloPort", defaults, "SiloPort"), Port(container, "orleans-silo"));
-        Assert.Equal(Setting(env, "Cluster__GatewayPort", defaults, "GatewayPort"), Port(container, "orleans-gw"));
+        Assert.Equal(int.Parse(env["Cluster__SiloPort"], CultureInfo.InvariantCulture), Port(container, "orleans-silo"));
+        Assert.Equal(int.Parse(env["Cluster__GatewayPort"], CultureInfo.InvariantCulture), Port(container, "orleans-gw"));
         AssertProbesOn(container, "metrics");
     }
 
@@ -121,9 +175,7 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
         var shutdownTimeout = new HostOptions().ShutdownTimeout; // neither app changes it
         var silo = Manifests.Deployment("classifier-silo").Spec.Template.Spec;
         var siloEnv = silo.Containers.Single().Env.ToDictionary(e => e.Name, e => e.Value);
-        var drain = siloEnv.TryGetValue("Cluster__DrainDelay", out var d)
-            ? TimeSpan.Parse(d, CultureInfo.InvariantCulture)
-            : (TimeSpan)SiloHostOptionsType.GetProperty("DrainDelay")!.GetValue(Activator.CreateInstance(SiloHostOptionsType))!;
+        var drain = TimeSpan.Parse(siloEnv["Cluster__DrainDelay"], CultureInfo.InvariantCulture); // explicit, as the grace period depends on it
 
         Assert.True(silo.TerminationGracePeriodSeconds > (drain + shutdownTimeout).TotalSeconds,
             $"silo: {silo.TerminationGracePeriodSeconds} s does not cover a {drain.TotalSeconds} s drain and a {shutdownTimeout.TotalSeconds} s shutdown");
@@ -157,9 +209,6 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
     }
 
     private static int Port(V1Container container, string name) => container.Ports.Single(p => p.Name == name).ContainerPort;
-
-    private static int Setting(Dictionary<string, string> env, string variable, object defaults, string property) =>
-        env.TryGetValue(variable, out var value) ? int.Parse(value, CultureInfo.InvariantCulture) : (int)defaults.GetType().GetProperty(property)!.GetValue(defaults)!;
 
     private static void AssertProbesOn(V1Container container, string portName)
     {
