@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
@@ -48,7 +49,7 @@ public static class ImageUploads
             return TooLarge(request.ContentLength.Value, maxBytes);
         }
 
-        return await ReadLimitedAsync(request.Body, maxBytes, null, cancellationToken);
+        return await ReadLimitedAsync(request.Body, maxBytes, null, cancellationToken, request.ContentLength);
     }
 
     /// <summary>Reads every file part of a multipart <c>POST /predict/batch</c>, in order.</summary>
@@ -167,33 +168,75 @@ public static class ImageUploads
         return (parts, null);
     }
 
-    private static async Task<Upload> ReadLimitedAsync(Stream body, long maxBytes, string? fileName, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads a body into an array of exactly its size: the one allocation an upload needs, since the bytes
+    /// travel on to the silo. With a Content-Length the array is allocated up front; without one (chunked
+    /// bodies, multipart parts) the bytes gather in pooled buffers first.
+    /// </summary>
+    private static async Task<Upload> ReadLimitedAsync(Stream body, long maxBytes, string? fileName, CancellationToken cancellationToken, long? contentLength = null)
     {
         try
         {
-            using var buffer = new MemoryStream();
-            var chunk = new byte[81920];
-            int read;
-            while ((read = await body.ReadAsync(chunk, cancellationToken)) > 0)
+            var bytes = contentLength is { } length and > 0 and <= int.MaxValue
+                ? await ReadExactlyAsync(body, (int)length, cancellationToken)
+                : await ReadPooledAsync(body, maxBytes, cancellationToken);
+            return bytes switch
             {
-                if (buffer.Length + read > maxBytes)
-                {
-                    return TooLarge(null, maxBytes, fileName);
-                }
-
-                buffer.Write(chunk, 0, read);
-            }
-
-            if (buffer.Length == 0)
-            {
-                return Upload.Fail(StatusCodes.Status400BadRequest, "The image is empty (0 bytes); send the file's contents.", fileName);
-            }
-
-            return new Upload(fileName, buffer.ToArray());
+                null => TooLarge(null, maxBytes, fileName),
+                { Length: 0 } => Upload.Fail(StatusCodes.Status400BadRequest, "The image is empty (0 bytes); send the file's contents.", fileName),
+                _ => new Upload(fileName, bytes),
+            };
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             return TooLarge(null, maxBytes, fileName);
+        }
+    }
+
+    private static async Task<byte[]> ReadExactlyAsync(Stream body, int length, CancellationToken cancellationToken)
+    {
+        var bytes = GC.AllocateUninitializedArray<byte>(length);
+        var filled = 0;
+        int read;
+        while (filled < length && (read = await body.ReadAsync(bytes.AsMemory(filled), cancellationToken)) > 0)
+        {
+            filled += read;
+        }
+
+        // Kestrel ends a body that falls short of its Content-Length with a 400 of its own; never hand on a partial image.
+        return filled == length ? bytes : throw new BadHttpRequestException("The request body ended before its Content-Length.", StatusCodes.Status400BadRequest);
+    }
+
+    /// <returns>The bytes, or null when they exceed <paramref name="maxBytes"/>.</returns>
+    private static async Task<byte[]?> ReadPooledAsync(Stream body, long maxBytes, CancellationToken cancellationToken)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        var used = 0;
+        try
+        {
+            int read;
+            while ((read = await body.ReadAsync(buffer.AsMemory(used), cancellationToken)) > 0)
+            {
+                used += read;
+                if (used > maxBytes)
+                {
+                    return null;
+                }
+
+                if (used == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                    buffer.AsSpan(0, used).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+            }
+
+            return buffer.AsSpan(0, used).ToArray();
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -115,13 +115,18 @@ public sealed class InferenceBatcher : IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         _metrics.QueueDepth.Dec(count);
         _metrics.BatchSize.Observe(count);
-        var input = ArrayPool<float>.Shared.Rent(_tensorLength * count);
+        // A single image runs from its own tensor; a batch is laid out in one pooled buffer.
+        var input = count == 1 ? batch[0].Tensor : ArrayPool<float>.Shared.Rent(_tensorLength * count);
         try
         {
             for (var i = 0; i < count; i++)
             {
-                batch[i].Tensor.AsSpan(0, _tensorLength).CopyTo(input.AsSpan(i * _tensorLength));
-                ArrayPool<float>.Shared.Return(batch[i].Tensor);
+                if (count > 1)
+                {
+                    batch[i].Tensor.AsSpan(0, _tensorLength).CopyTo(input.AsSpan(i * _tensorLength));
+                    ArrayPool<float>.Shared.Return(batch[i].Tensor);
+                }
+
                 _metrics.QueueWait.Observe(Stopwatch.GetElapsedTime(batch[i].EnqueuedAt, started).TotalSeconds);
             }
 

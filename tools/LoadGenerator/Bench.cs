@@ -35,6 +35,7 @@ public static class Bench
         var best = baseline.Max(b => b.Throughput);
 
         var seed = Random.Shared.Next(1 << 20) * 4096; // fresh images every run: misses are real misses
+        gatewayUrl = $"{gatewayUrl}/predict?model={Uri.EscapeDataString(model)}";
         var missImages = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + i)).ToArray();
         results.Add(await DriveAsync(http, gatewayUrl, "cluster all-miss", requests, concurrency, i => missImages[i]));
 
@@ -53,7 +54,8 @@ public static class Bench
             : r).ToList();
     }
 
-    internal static async Task<BenchResult> DriveAsync(HttpClient http, string gatewayUrl, string name, int requests, int concurrency, Func<int, byte[]> image)
+    /// <param name="predictUrl">The gateway's <c>/predict</c> URL, with its query.</param>
+    internal static async Task<BenchResult> DriveAsync(HttpClient http, string predictUrl, string name, int requests, int concurrency, Func<int, byte[]> image)
     {
         var latencies = new ConcurrentBag<double>();
         var errors = 0;
@@ -70,7 +72,7 @@ public static class Bench
                 var sent = Stopwatch.GetTimestamp();
                 try
                 {
-                    using var response = await http.PostAsync(gatewayUrl + "/predict", content);
+                    using var response = await http.PostAsync(predictUrl, content);
                     var body = await response.Content.ReadAsByteArrayAsync();
                     latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                     if (!response.IsSuccessStatusCode)

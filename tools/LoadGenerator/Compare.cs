@@ -35,6 +35,7 @@ public static class Compare
     {
         var seed = Random.Shared.Next(1 << 20) * 4096;
         var hot = Enumerable.Range(0, 64).Select(i => Soak.Image(seed + i)).ToArray();
+        (gatewayA, gatewayB) = (gatewayA + "/predict", gatewayB + "/predict");
         foreach (var gateway in new[] { gatewayA, gatewayB })
         {
             await Bench.DriveAsync(http, gateway, "warm-up", hot.Length * 2, concurrency, i => hot[i % hot.Length]);
