@@ -12,5 +12,6 @@ models="${MODELS:-$root/models}"
 start_local_cluster bench 9491 11491 30491 8481 --Models:Repository "$models" "$@" || exit 1
 dotnet "$root/tools/LoadGenerator/bin/Release/net10.0/Classifier.LoadGenerator.dll" bench \
   --gateway http://127.0.0.1:8481 --models "$models" --model "${MODEL:-text-orientation}" \
+  --cpu-from http://127.0.0.1:8481/metrics,http://127.0.0.1:9491/metrics \
   --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" \
   --markdown "$root/.run/bench/bench.md" --json "$root/.run/bench/bench.json"

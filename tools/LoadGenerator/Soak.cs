@@ -135,7 +135,8 @@ public static partial class Soak
                 var row = rows.GetRowSpan(y);
                 for (var x = 0; x < row.Length; x++)
                 {
-                    row[x] = new Rgb24((byte)(x * 3 + index), (byte)(y * 5 + (index >> 8)), (byte)(x ^ y ^ index));
+                    // Distinct for 2^24 consecutive indexes: the third channel carries the index's high byte too.
+                    row[x] = new Rgb24((byte)(x * 3 + index), (byte)(y * 5 + (index >> 8)), (byte)(x ^ y ^ index ^ (index >> 16)));
                 }
             }
         });
