@@ -15,7 +15,12 @@ rm -f "$work"/bundle/app/runtimes/linux-x64/native/libonnxruntime_providers_tens
 dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
 mkdir -p "$work/bundle/dotnet"
 cp -r "$dotnet_root/dotnet" "$dotnet_root/host" "$dotnet_root/shared" "$work/bundle/dotnet/"
-mkdir -p "$work/bundle/models" && cp -r models/. "$work/bundle/models/"
+mkdir -p "$work/bundle/models" && cp -r models/text-orientation "$work/bundle/models/"
+if [ -f .models/resnet18/model.onnx ]; then # fetched by scripts/fetch-models.sh resnet18: benchmark it on the GPU too
+  mkdir -p "$work/bundle/models/resnet18/1"
+  cp samples/models/resnet18/config.json .models/resnet18/mean-image.f32 "$work/bundle/models/resnet18/"
+  cp .models/resnet18/model.onnx "$work/bundle/models/resnet18/1/"
+fi
 rm -rf .gpu && mkdir -p .gpu
 tar -C "$work/bundle" -cf - . | zstd -19 -T0 --long=27 -q | split -b 60m -d - .gpu/part-
 cp "$(command -v zstd)" .gpu/zstd # some GPU images have xz but no zstd

@@ -3,7 +3,8 @@
 # and a gateway, confirms that the CUDA execution provider is really in use (not a silent CPU
 # fallback), then drives the same requests through a CPU silo and prints both side by side.
 # Uses .gpu/part-* from scripts/gpu-bundle.sh when present (hosts without the .NET SDK), else builds.
-# Results go to $OUT (or .run/gpu) as gpu-check.md plus the process logs.
+# Results go to $OUT (or .run/gpu) as gpu-check.md, bench-<device>-<model>.md, plus the process logs.
+# REQUESTS (300 sequential misses), BENCH_REQUESTS (3000), RESNET_REQUESTS (1500), BENCH_CONCURRENCY (16).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -86,10 +87,16 @@ mean_ms = 1000 * value("inference_duration_seconds_sum") / value("inference_dura
 labels = sorted({a["predictions"][0]["label"] for a in answers})
 print(f"| {device} | {','.join(providers)} | {','.join(served)} | {n} | {wall:.2f} ({n / wall:.0f}/s) | {mean_ms:.3f} | {','.join(labels)} |")
 PY
-  # The benchmark of scripts/bench.sh against the same running cluster, baseline on the same device.
-  dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --requests "${BENCH_REQUESTS:-3000}" \
-    --concurrency "${BENCH_CONCURRENCY:-16}" --device "$device" --markdown "$out/bench-$device.md" --json "$out/bench-$device.json" \
-    > "$out/bench-$device.log" 2>&1 || echo "benchmark on $device failed: see bench-$device.log"
+  # The benchmark of scripts/bench.sh against the same running cluster, baseline on the same device,
+  # for the default model and, when the bundle or repository has it, the compute-heavy resnet18.
+  for model in text-orientation resnet18; do
+    [ -d "$models/$model" ] || continue
+    local n="${BENCH_REQUESTS:-3000}"; [ "$model" = resnet18 ] && n="${RESNET_REQUESTS:-1500}"
+    dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --model "$model" --requests "$n" \
+      --concurrency "${BENCH_CONCURRENCY:-16}" --device "$device" --cpu-from http://127.0.0.1:8181/metrics,http://127.0.0.1:9191/metrics \
+      --markdown "$out/bench-$device-$model.md" --json "$out/bench-$device-$model.json" \
+      > "$out/bench-$device-$model.log" 2>&1 || echo "benchmark of $model on $device failed: see bench-$device-$model.log"
+  done
   stop_all
 }
 
