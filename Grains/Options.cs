@@ -26,6 +26,14 @@ public sealed class ModelsOptions
     /// </summary>
     [Range(0, 256)]
     public int IntraOpThreads { get; set; }
+
+    /// <summary>
+    /// After loading, each model version runs its whole path (decode, resize, tensor, inference) on synthetic
+    /// images for up to this long (at most 2000 times), so that tiered compilation has optimised it before the
+    /// silo reports ready. Zero: one pass only.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan WarmUp { get; set; } = TimeSpan.FromSeconds(1);
 }
 
 /// <summary>The per-grain prediction cache.</summary>

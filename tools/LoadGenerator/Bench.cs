@@ -34,7 +34,7 @@ public sealed record BenchResult(string Name, int Requests, double Seconds, doub
 public static class Bench
 {
     /// <param name="cpuFrom">The gateway's and the silo's <c>/metrics</c> URLs, to account CPU per request to each process; null to skip.</param>
-    public static async Task<List<BenchResult>> RunAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http, string device = "cpu", (string Gateway, string Silo)? cpuFrom = null, bool baselineFirst = true)
+    public static async Task<List<BenchResult>> RunAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http, string device = "cpu", (string Gateway, string Silo)? cpuFrom = null, bool baselineFirst = true, bool warmUp = true)
     {
         var results = new List<BenchResult>();
         var baseline = baselineFirst ? Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency, device) : [];
@@ -42,7 +42,10 @@ public static class Bench
         var seed = Random.Shared.Next(1 << 20) * 4096; // fresh images every run: misses are real misses
         gatewayUrl = $"{gatewayUrl}/predict?model={Uri.EscapeDataString(model)}";
         var missImages = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + i)).ToArray();
-        await WarmUpAsync(http, gatewayUrl, concurrency, seed + 30_000, Math.Min(1000, requests));
+        if (warmUp)
+        {
+            await WarmUpAsync(http, gatewayUrl, concurrency, seed + 30_000, Math.Min(1000, requests));
+        }
         async Task<BenchResult> Accounted(Task<BenchResult> drive, (double Gateway, double Silo, TimeSpan Client) before)
         {
             var result = await drive;
