@@ -74,9 +74,10 @@ public sealed class ModelRuntime : IDisposable
             (_session, Provider) = CreateSession(options);
             CheckSignature(_session);
             var maxBatch = Math.Min(Model.MaxBatchSize, MaxBatchSize);
-            WarmUp(maxBatch, options.WarmUp);
-            _batcher = new InferenceBatcher(RunBatch, Model.TensorLength, maxBatch, Model.MaxQueueDelay, Model.Instances, Metrics);
+            var samples = WarmUp(maxBatch);
             LoadMs = sw.Elapsed.TotalMilliseconds;
+            CompileHotPath(samples, options.WarmUp);
+            _batcher = new InferenceBatcher(RunBatch, Model.TensorLength, maxBatch, Model.MaxQueueDelay, Model.Instances, Metrics);
             State = ModelState.Ready;
             _logger.LogInformation("Model {Model} version {Version} ready on {Provider} in {LoadMs:F0} ms", Model.Name, Definition.Version, Provider, LoadMs);
         }
@@ -171,11 +172,9 @@ public sealed class ModelRuntime : IDisposable
     /// <summary>The largest batch the model accepts: 1 where the file fixes the batch dimension.</summary>
     public int MaxBatchSize { get; private set; } = 1;
 
-    /// <summary>
-    /// Decodes, resizes and runs once at batch 1 and once at the largest batch (checking the output's size),
-    /// then repeats decode and run for up to <paramref name="budget"/> so that the hot path is compiled optimised.
-    /// </summary>
-    private void WarmUp(int maxBatch, TimeSpan budget)
+    /// <summary>Decodes, resizes and runs once at batch 1 and once at the largest batch, checking the output's size.</summary>
+    /// <returns>The encoded sample images, for <see cref="CompileHotPath"/>.</returns>
+    private byte[][] WarmUp(int maxBatch)
     {
         var tensor = new float[Model.TensorLength * maxBatch];
 
@@ -220,10 +219,19 @@ public sealed class ModelRuntime : IDisposable
             RunBatch(tensor, maxBatch);
         }
 
-        // Then the whole path again and again for a while: a fresh process runs it as unoptimised tier-0
-        // code until tiered compilation has seen it often enough, which under load took thousands of
-        // requests (a cold silo served misses at 0.4x of its later speed). Warmed here, before the silo
-        // reports ready, a silo that joins under load serves at full speed from its first request.
+        return samples;
+    }
+
+    /// <summary>
+    /// Runs the whole path again and again for up to <paramref name="budget"/> (at most 2000 times): a fresh
+    /// process runs it as unoptimised tier-0 code until tiered compilation has seen it often enough, which
+    /// under load took thousands of requests (a cold silo served misses at 0.4x of its later speed). Done
+    /// before the silo reports ready, a silo that joins under load serves at full speed sooner. Not part of
+    /// <see cref="LoadMs"/>.
+    /// </summary>
+    private void CompileHotPath(byte[][] samples, TimeSpan budget)
+    {
+        var tensor = new float[Model.TensorLength];
         var clock = Stopwatch.StartNew();
         for (var i = 0; clock.Elapsed < budget && i < 2000; i++)
         {

@@ -32,6 +32,20 @@ public sealed class ScaleOutTests(SingleSiloClusterFixture fixture, ITestOutputH
             onNew = joined.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
         }
 
+        // The loop stops at a fair share, possibly with more migrations still on their way; let them land
+        // (every shard live on one silo or the other, the split unchanged for two polls) before asking.
+        // Under load, a request that raced a migration in flight was once answered by a fresh activation
+        // without the cache.
+        var settled = 0;
+        for (var poll = 0; poll < 40 && settled < 2; poll++)
+        {
+            await Task.Delay(250);
+            var onNewNow = joined.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+            var onOriginal = original.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+            settled = onNewNow == onNew && onNewNow + onOriginal == shards ? settled + 1 : 0;
+            onNew = onNewNow;
+        }
+
         var answers = new List<Grains.Interfaces.Prediction>();
         foreach (var image in images)
         {
