@@ -102,31 +102,13 @@ public static class Bench
     /// </summary>
     internal static async Task WarmUpAsync(HttpClient http, string predictUrl, int concurrency, int seed, int missesPerPass = 1000)
     {
-        var previous = 0.0;
-        for (var pass = 0; pass < 8; pass++)
-        {
-            var offset = seed + pass * missesPerPass;
-            var throughput = (await DriveAsync(http, predictUrl, "warm-up", missesPerPass, concurrency, i => Soak.Image(offset + i))).Throughput;
-            if (Math.Abs(throughput - previous) < 0.1 * throughput)
-            {
-                break;
-            }
-
-            previous = throughput;
-        }
-
+        await Steady.UntilSteadyAsync(
+            async pass => (await DriveAsync(http, predictUrl, "warm-up", missesPerPass, concurrency, i => Soak.Image(seed + pass * missesPerPass + i))).Throughput,
+            maxPasses: 8);
         var hot = Enumerable.Range(0, 64).Select(i => Soak.Image(seed - 64 + i)).ToArray();
-        previous = 0.0;
-        for (var pass = 0; pass < 12; pass++)
-        {
-            var throughput = (await DriveAsync(http, predictUrl, "warm-up", 3000, concurrency, i => hot[i % hot.Length])).Throughput;
-            if (Math.Abs(throughput - previous) < 0.1 * throughput)
-            {
-                break;
-            }
-
-            previous = throughput;
-        }
+        await Steady.UntilSteadyAsync(
+            async _ => (await DriveAsync(http, predictUrl, "warm-up", 3000, concurrency, i => hot[i % hot.Length])).Throughput,
+            maxPasses: 12);
     }
 
     /// <param name="predictUrl">The gateway's <c>/predict</c> URL, with its query.</param>
@@ -201,17 +183,8 @@ public static class Bench
             }
 
             // Warm-up to steady state, as the cluster gets: passes until two agree within 10 %.
-            var previous = 0.0;
-            for (var pass = 0; pass < 8; pass++)
-            {
-                var warm = Measure(session, runOptions, batch, Math.Min(inputs.Length, 500));
-                if (Math.Abs(warm.Throughput - previous) < 0.1 * warm.Throughput)
-                {
-                    break;
-                }
-
-                previous = warm.Throughput;
-            }
+            Steady.UntilSteadyAsync(_ => Task.FromResult(Measure(session, runOptions, batch, Math.Min(inputs.Length, 500)).Throughput), maxPasses: 8)
+                .GetAwaiter().GetResult();
 
             var (seconds, throughput, cpu, sorted) = Measure(session, runOptions, batch, inputs.Length);
             var name = batch == 1 ? $"baseline ORT {device} in-process, batch 1, {threads} threads" : $"baseline ORT {device} in-process, batch {batch}, 1 thread";

@@ -7,21 +7,16 @@ namespace Classifier.LoadGenerator;
 public sealed record ComparisonResult(string Workload, double[] ThroughputA, double[] ThroughputB)
 {
     /// <summary>Median over rounds of B's throughput divided by A's in the same round.</summary>
-    public double MedianRatio => Median(ThroughputA.Zip(ThroughputB, (a, b) => b / a));
+    public double MedianRatio => Steady.Median(ThroughputA.Zip(ThroughputB, (a, b) => b / a));
 
-    public double MedianA => Median(ThroughputA);
+    public double MedianA => Steady.Median(ThroughputA);
 
-    public double MedianB => Median(ThroughputB);
+    public double MedianB => Steady.Median(ThroughputB);
 
     public double MinRatio => ThroughputA.Zip(ThroughputB, (a, b) => b / a).Min();
 
     public double MaxRatio => ThroughputA.Zip(ThroughputB, (a, b) => b / a).Max();
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 }
 
 /// <summary>

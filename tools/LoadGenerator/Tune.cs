@@ -76,9 +76,9 @@ public static class Tune
                 }
             }
 
-            return configurations.Select((c, i) => new TuneResult(c.Name, c.Callers, c.Intra, Level(c.Level), c.Arena, c.Batch, Median(throughputs[i]), 1000.0 * c.Callers / Median(throughputs[i]) * c.Batch)
+            return configurations.Select((c, i) => new TuneResult(c.Name, c.Callers, c.Intra, Level(c.Level), c.Arena, c.Batch, Steady.Median(throughputs[i]), 1000.0 * c.Callers / Steady.Median(throughputs[i]) * c.Batch)
             {
-                Ratio = Median(ratios[i]),
+                Ratio = Steady.Median(ratios[i]),
             }).ToList();
         }
         finally
@@ -87,11 +87,6 @@ public static class Tune
         }
     }
 
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
 
     private sealed class Configuration : IDisposable
     {
