@@ -5,6 +5,9 @@
 # Uses .gpu/part-* from scripts/gpu-bundle.sh when present (hosts without the .NET SDK), else builds.
 # Results go to $OUT (or .run/gpu) as gpu-check.md, bench-<device>-<model>.md, plus the process logs.
 # REQUESTS (300 sequential misses), BENCH_REQUESTS (3000), RESNET_REQUESTS (1500), BENCH_CONCURRENCY (16).
+# On a host with 8 or more cores it also runs the CPU benchmark with each process on cores of its own
+# (silo and baseline on the same PINNED_CORES, 2 by default; gateway and load generator elsewhere): on a
+# 2-core machine the gateway and client share the silo's cores, which the in-process baseline never does.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -31,6 +34,19 @@ silo_dll="${app:-$root/Silo/bin/Release/net10.0}/Classifier.Silo.dll"
 gateway_dll="${app:-$root/Gateway/bin/Release/net10.0}/Classifier.Gateway.dll"
 bench_dll="${app:-$root/tools/LoadGenerator/bin/Release/net10.0}/Classifier.LoadGenerator.dll"
 
+# A repository of the same models plus text-orientation-batched: the same file with dynamic batching
+# on (16 images, 1 ms), which a GPU is where it pays. Links, so nothing is copied.
+repo=/tmp/gpu-check-models
+rm -rf "$repo" && mkdir -p "$repo/text-orientation-batched"
+for m in "$models"/*/; do ln -s "$(readlink -f "$m")" "$repo/$(basename "$m")"; done
+ln -s "$(readlink -f "$models/text-orientation/1")" "$repo/text-orientation-batched/1"
+python3 - "$models/text-orientation/config.json" > "$repo/text-orientation-batched/config.json" <<'PY'
+import sys
+text = open(sys.argv[1]).read().rstrip()
+print(text[:-1].rstrip() + ',\n  "batching": { "maxBatchSize": 16, "maxQueueDelayMicroseconds": 1000 }\n}')
+PY
+models="$repo"
+
 # ONNX Runtime 1.31's CUDA provider needs the CUDA 13 runtime, cuBLAS and cuDNN 9. Use the system's,
 # else those that Python wheels (nvidia-*-cu13, nvidia-cudnn-cu13) installed.
 extra=$(find / -xdev \( -name 'libcudart.so.13*' -o -name 'libcublasLt.so.13*' -o -name 'libcudnn.so.9*' -o -name 'libcufft.so.12*' -o -name 'libcurand.so.10*' \) -printf '%h\n' 2>/dev/null | sort -u | paste -sd: -)
@@ -54,20 +70,20 @@ sys.exit(1)
 PY
 }
 
-run_device() { # $1 = cuda|cpu
-  local device=$1
-  dotnet "$silo_dll" --urls http://127.0.0.1:9191 --Models:Repository "$models" --Models:Device "$device" \
+run_device() { # $1 = cuda|cpu, $2 = optional label; SILO_PIN, GATEWAY_PIN, CLIENT_PIN: taskset prefixes
+  local device=$1 label=${2:-$1}
+  $SILO_PIN dotnet "$silo_dll" --urls http://127.0.0.1:9191 --Models:Repository "$models" --Models:Device "$device" \
     --Cluster:SiloPort 11191 --Cluster:GatewayPort 30091 --Cluster:PrimarySiloPort 11191 --Cluster:ClusterId "gpu-$device" \
     --Cluster:ServiceId "gpu-$device" > "$out/silo-$device.log" 2>&1 &
   pids+=($!)
-  dotnet "$gateway_dll" --urls http://127.0.0.1:8181 --Cluster:GatewayPorts:0 30091 --Cluster:ClusterId "gpu-$device" \
+  $GATEWAY_PIN dotnet "$gateway_dll" --urls http://127.0.0.1:8181 --Cluster:GatewayPorts:0 30091 --Cluster:ClusterId "gpu-$device" \
     --Cluster:ServiceId "gpu-$device" > "$out/gateway-$device.log" 2>&1 &
   pids+=($!)
   if ! wait_ok http://127.0.0.1:8181/readyz; then
-    echo "| $device | not ready (see silo-$device.log) | | | | |" >> "$out/gpu-check.md"
+    echo "| $label | not ready (see silo-$device.log) | | | | |" >> "$out/gpu-check.md"
     tail -n 30 "$out/silo-$device.log"; stop_all; return 1
   fi
-  py "$device" "$requests" "$root/samples/upright.png" >> "$out/gpu-check.md" <<'PY'
+  py "$label" "$requests" "$root/samples/upright.png" >> "$out/gpu-check.md" <<'PY'
 import json, sys, time, urllib.request
 device, n, sample = sys.argv[1], int(sys.argv[2]), open(sys.argv[3], "rb").read()
 def call(url, data=None, ctype=None):
@@ -82,20 +98,22 @@ for i in range(n):
 wall = time.perf_counter() - start
 served = sorted({a["provider"] for a in answers})
 metrics = call("http://127.0.0.1:9191/metrics").splitlines()
-value = lambda name: float(next(l.split()[-1] for l in metrics if l.startswith(name)))
+# This model's series only: the repository holds others, idle here.
+value = lambda name: sum(float(l.split()[-1]) for l in metrics if l.startswith(name) and 'model="text-orientation"' in l)
 mean_ms = 1000 * value("inference_duration_seconds_sum") / value("inference_duration_seconds_count")
 labels = sorted({a["predictions"][0]["label"] for a in answers})
 print(f"| {device} | {','.join(providers)} | {','.join(served)} | {n} | {wall:.2f} ({n / wall:.0f}/s) | {mean_ms:.3f} | {','.join(labels)} |")
 PY
   # The benchmark of scripts/bench.sh against the same running cluster, baseline on the same device,
   # for the default model and, when the bundle or repository has it, the compute-heavy resnet18.
-  for model in text-orientation resnet18; do
+  local bench_models="text-orientation resnet18"; [ "$device" = cuda ] && bench_models="text-orientation text-orientation-batched resnet18"
+  for model in ${BENCH_MODELS:-$bench_models}; do
     [ -d "$models/$model" ] || continue
     local n="${BENCH_REQUESTS:-3000}"; [ "$model" = resnet18 ] && n="${RESNET_REQUESTS:-1500}"
-    dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --model "$model" --requests "$n" \
+    $CLIENT_PIN dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --model "$model" --requests "$n" \
       --concurrency "${BENCH_CONCURRENCY:-16}" --device "$device" --cpu-from http://127.0.0.1:8181/metrics,http://127.0.0.1:9191/metrics \
-      --markdown "$out/bench-$device-$model.md" --json "$out/bench-$device-$model.json" \
-      > "$out/bench-$device-$model.log" 2>&1 || echo "benchmark of $model on $device failed: see bench-$device-$model.log"
+      --markdown "$out/bench-$label-$model.md" --json "$out/bench-$label-$model.json" \
+      > "$out/bench-$label-$model.log" 2>&1 || echo "benchmark of $model on $label failed: see bench-$label-$model.log"
   done
   stop_all
 }
@@ -106,7 +124,17 @@ PY
   echo "| device setting | /models providers | answers' provider | sequential misses | wall s | mean inference ms | top labels |"
   echo "|---|---|---|---|---|---|---|"
 } > "$out/gpu-check.md"
+SILO_PIN="" GATEWAY_PIN="" CLIENT_PIN=""
 run_device cuda; cuda_rc=$?
 run_device cpu
+cores=$(nproc)
+if [ "$cores" -ge 8 ] && command -v taskset >/dev/null; then
+  pinned=${PINNED_CORES:-2}
+  lscpu -e=CPU,CORE,SOCKET > "$out/cpu-topology.txt" 2>&1 || true
+  # Silo and (inside the load generator) the baseline get the same number of cores.
+  SILO_PIN="taskset -c 0-$((pinned - 1))" GATEWAY_PIN="taskset -c $pinned-$((2 * pinned - 1))"
+  CLIENT_PIN="taskset -c $((2 * pinned))-$((3 * pinned - 1))"
+  BENCH_MODELS="${PINNED_MODELS:-text-orientation}" run_device cpu "cpu-pinned$pinned"
+fi
 cat "$out/gpu-check.md" "$out"/bench-*.md 2>/dev/null
 grep -q '^| cuda | CUDA | CUDA |' "$out/gpu-check.md" && [ $cuda_rc -eq 0 ] && echo "CUDA provider in use: yes" || { echo "CUDA provider in use: NO"; exit 1; }
