@@ -4,7 +4,9 @@
 # fallback), then drives the same requests through a CPU silo and prints both side by side.
 # Uses .gpu/part-* from scripts/gpu-bundle.sh when present (hosts without the .NET SDK), else builds.
 # Results go to $OUT (or .run/gpu) as gpu-check.md, bench-<device>-<model>.md, plus the process logs.
-# REQUESTS (300 sequential misses), BENCH_REQUESTS (3000), RESNET_REQUESTS (1500), BENCH_CONCURRENCY (16).
+# REQUESTS (300 sequential misses), BENCH_REQUESTS (3000), RESNET_REQUESTS (1500), BENCH_CONCURRENCY (16),
+# DEVICES ("cuda cpu pinned"), CUDA_MODELS, CPU_MODELS, PINNED_MODELS (which models each benchmarks),
+# BENCH_TIMEOUT (240 s per benchmark).
 # On a host with 8 or more cores it also runs the CPU benchmark with each process on cores of its own
 # (silo and baseline on the same PINNED_CORES, 2 by default; gateway and load generator elsewhere): on a
 # 2-core machine the gateway and client share the silo's cores, which the in-process baseline never does.
@@ -70,8 +72,8 @@ sys.exit(1)
 PY
 }
 
-run_device() { # $1 = cuda|cpu, $2 = optional label; SILO_PIN, GATEWAY_PIN, CLIENT_PIN: taskset prefixes
-  local device=$1 label=${2:-$1}
+run_device() { # $1 = cuda|cpu, $2 = models to benchmark, $3 = optional label; SILO_PIN, GATEWAY_PIN, CLIENT_PIN: taskset prefixes
+  local device=$1 bench_models=$2 label=${3:-$1}
   $SILO_PIN dotnet "$silo_dll" --urls http://127.0.0.1:9191 --Models:Repository "$models" --Models:Device "$device" \
     --Cluster:SiloPort 11191 --Cluster:GatewayPort 30091 --Cluster:PrimarySiloPort 11191 --Cluster:ClusterId "gpu-$device" \
     --Cluster:ServiceId "gpu-$device" > "$out/silo-$device.log" 2>&1 &
@@ -106,11 +108,18 @@ print(f"| {device} | {','.join(providers)} | {','.join(served)} | {n} | {wall:.2
 PY
   # The benchmark of scripts/bench.sh against the same running cluster, baseline on the same device,
   # for the default model and, when the bundle or repository has it, the compute-heavy resnet18.
-  local bench_models="text-orientation resnet18"; [ "$device" = cuda ] && bench_models="text-orientation text-orientation-batched resnet18"
-  for model in ${BENCH_MODELS:-$bench_models}; do
+  # The silo's batching and queue, every 2 s, for the benchmarks' logs to be read against.
+  ( while sleep 2; do echo "# $(date -u +%T)"; py http://127.0.0.1:9191/metrics <<'PY' || true
+import sys, urllib.request
+for l in urllib.request.urlopen(sys.argv[1], timeout=2).read().decode().splitlines():
+    if l.startswith(("inference_batch_size_count", "inference_batch_size_sum", "inference_queue_depth", "predictions_total")): print(l)
+PY
+  done ) > "$out/silo-$label-metrics.txt" 2>&1 &
+  pids+=($!)
+  for model in $bench_models; do
     [ -d "$models/$model" ] || continue
     local n="${BENCH_REQUESTS:-3000}"; [ "$model" = resnet18 ] && n="${RESNET_REQUESTS:-1500}"
-    $CLIENT_PIN dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --model "$model" --requests "$n" \
+    $CLIENT_PIN timeout "${BENCH_TIMEOUT:-240}" dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --model "$model" --requests "$n" \
       --concurrency "${BENCH_CONCURRENCY:-16}" --device "$device" --cpu-from http://127.0.0.1:8181/metrics,http://127.0.0.1:9191/metrics \
       --markdown "$out/bench-$label-$model.md" --json "$out/bench-$label-$model.json" \
       > "$out/bench-$label-$model.log" 2>&1 || echo "benchmark of $model on $label failed: see bench-$label-$model.log"
@@ -125,16 +134,19 @@ PY
   echo "|---|---|---|---|---|---|---|"
 } > "$out/gpu-check.md"
 SILO_PIN="" GATEWAY_PIN="" CLIENT_PIN=""
-run_device cuda; cuda_rc=$?
-run_device cpu
+devices=" ${DEVICES:-cuda cpu pinned} "
+cuda_rc=0
+[[ $devices == *" cuda "* ]] && { run_device cuda "${CUDA_MODELS:-text-orientation text-orientation-batched resnet18}"; cuda_rc=$?; }
+[[ $devices == *" cpu "* ]] && run_device cpu "${CPU_MODELS:-text-orientation resnet18}"
 cores=$(nproc)
-if [ "$cores" -ge 8 ] && command -v taskset >/dev/null; then
+if [[ $devices == *" pinned "* ]] && [ "$cores" -ge 8 ] && command -v taskset >/dev/null; then
   pinned=${PINNED_CORES:-2}
   lscpu -e=CPU,CORE,SOCKET > "$out/cpu-topology.txt" 2>&1 || true
   # Silo and (inside the load generator) the baseline get the same number of cores.
   SILO_PIN="taskset -c 0-$((pinned - 1))" GATEWAY_PIN="taskset -c $pinned-$((2 * pinned - 1))"
   CLIENT_PIN="taskset -c $((2 * pinned))-$((3 * pinned - 1))"
-  BENCH_MODELS="${PINNED_MODELS:-text-orientation}" run_device cpu "cpu-pinned$pinned"
+  run_device cpu "${PINNED_MODELS:-text-orientation}" "cpu-pinned$pinned"
 fi
 cat "$out/gpu-check.md" "$out"/bench-*.md 2>/dev/null
+[[ $devices == *" cuda "* ]] || exit 0
 grep -q '^| cuda | CUDA | CUDA |' "$out/gpu-check.md" && [ $cuda_rc -eq 0 ] && echo "CUDA provider in use: yes" || { echo "CUDA provider in use: NO"; exit 1; }

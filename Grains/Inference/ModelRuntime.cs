@@ -172,7 +172,7 @@ public sealed class ModelRuntime : IDisposable
     /// <summary>The largest batch the model accepts: 1 where the file fixes the batch dimension.</summary>
     public int MaxBatchSize { get; private set; } = 1;
 
-    /// <summary>Decodes, resizes and runs once at batch 1 and once at the largest batch, checking the output's size.</summary>
+    /// <summary>Decodes, resizes and runs once at batch 1, checking the output's size, then once at every larger batch size.</summary>
     /// <returns>The encoded sample images, for <see cref="CompileHotPath"/>.</returns>
     private byte[][] WarmUp(int maxBatch)
     {
@@ -214,9 +214,22 @@ public sealed class ModelRuntime : IDisposable
 
         OutputLength = output.Length;
 
+        // On a GPU every batch size the batcher can form, once: the CUDA provider prepares each new input
+        // shape on its first run (cuDNN's convolution algorithm search), which must not land on a user's
+        // request. The CPU provider has no such cost, so there the largest batch alone checks the shape.
+        var slowest = (Size: 1, Ms: 0.0);
+        for (var size = Provider == "CUDA" ? 2 : maxBatch; size > 1 && size <= maxBatch; size++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            RunBatch(tensor, size);
+            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            slowest = ms > slowest.Ms ? (size, ms) : slowest;
+        }
+
         if (maxBatch > 1)
         {
-            RunBatch(tensor, maxBatch);
+            _logger.LogInformation("Model {Model} version {Version}: batch sizes 1 to {MaxBatch} prepared; slowest first run {Ms:F0} ms at batch {Size}",
+                Model.Name, Definition.Version, maxBatch, slowest.Ms, slowest.Size);
         }
 
         return samples;

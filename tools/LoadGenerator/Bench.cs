@@ -141,13 +141,16 @@ public static class Bench
                         Interlocked.Increment(ref hits);
                     }
                 }
-                catch (HttpRequestException)
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
                 {
+                    // A refused connection or a request past the client's timeout: an error, not the end of the run.
                     Interlocked.Increment(ref errors);
                 }
             }
         }));
         var seconds = clock.Elapsed.TotalSeconds;
+        // Progress on stderr, so a run stopped part-way (a time limit on a borrowed machine) still says how far it got.
+        Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {name}: {requests} requests in {seconds:F1} s ({requests / seconds:F0}/s), {errors} errors");
         var sorted = latencies.Order().ToList();
         return new BenchResult(name, requests, seconds, requests / seconds, Q(sorted, 0.5), Q(sorted, 0.95), Q(sorted, 0.99), errors, (double)hits / requests);
     }
@@ -192,6 +195,7 @@ public static class Bench
             {
                 ClientCpuMs = cpu.TotalMilliseconds / inputs.Length,
             });
+            Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {name}: {throughput:F0}/s");
         }
 
         return results;
