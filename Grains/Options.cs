@@ -21,8 +21,8 @@ public sealed class ModelsOptions
     public int GpuDeviceId { get; set; }
 
     /// <summary>
-    /// ONNX Runtime intra-op threads per session. 0: the cores divided among the model's concurrent runs
-    /// (<c>batching.instances</c>), or ONNX Runtime's default (one per physical core) for a model with one run at a time.
+    /// ONNX Runtime intra-op threads per session. 0: the cores this process may use (affinity and container
+    /// CPU limits honoured) divided among the model's concurrent runs (<c>batching.instances</c>).
     /// </summary>
     [Range(0, 256)]
     public int IntraOpThreads { get; set; }

@@ -24,6 +24,7 @@ public sealed class InferenceBatcher : IAsyncDisposable
     private readonly int _tensorLength;
     private readonly int _maxBatch;
     private readonly TimeSpan _maxDelay;
+    private readonly bool _padToMax;
     private readonly ModelMetrics _metrics;
     private readonly Task[] _workers;
 
@@ -31,12 +32,19 @@ public sealed class InferenceBatcher : IAsyncDisposable
 
     /// <param name="run">Runs a batch: tensors laid out one after another, the count; answers the outputs laid out likewise.</param>
     /// <param name="instances">Batches that may run at once (1 suits a CPU session that already uses every core).</param>
-    public InferenceBatcher(Func<float[], int, float[]> run, int tensorLength, int maxBatch, TimeSpan maxDelay, int instances, ModelMetrics metrics)
+    /// <param name="padToMax">
+    /// Run every batch at <paramref name="maxBatch"/>, the unused places zeroed, so the model always sees one
+    /// input shape. ONNX Runtime's CUDA provider rebuilds its convolution plans whenever the shape differs
+    /// from the previous run's (measured on an H100: about 0.7 s a time), which varying batch sizes did on
+    /// nearly every run.
+    /// </param>
+    public InferenceBatcher(Func<float[], int, float[]> run, int tensorLength, int maxBatch, TimeSpan maxDelay, int instances, ModelMetrics metrics, bool padToMax = false)
     {
         _run = run;
         _tensorLength = tensorLength;
         _maxBatch = Math.Max(1, maxBatch);
         _maxDelay = maxDelay;
+        _padToMax = padToMax && _maxBatch > 1;
         _metrics = metrics;
         _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = instances == 1 });
         _workers = Enumerable.Range(0, Math.Max(1, instances)).Select(_ => Task.Run(WorkAsync)).ToArray();
@@ -112,16 +120,22 @@ public sealed class InferenceBatcher : IAsyncDisposable
     private void Run(List<Pending> batch)
     {
         var count = batch.Count;
+        var runSize = _padToMax ? _maxBatch : count;
         var started = Stopwatch.GetTimestamp();
         _metrics.QueueDepth.Dec(count);
         _metrics.BatchSize.Observe(count);
         // A single image runs from its own tensor; a batch is laid out in one pooled buffer.
-        var input = count == 1 ? batch[0].Tensor : ArrayPool<float>.Shared.Rent(_tensorLength * count);
+        var input = runSize == 1 ? batch[0].Tensor : ArrayPool<float>.Shared.Rent(_tensorLength * runSize);
         try
         {
+            if (runSize > count)
+            {
+                input.AsSpan(count * _tensorLength, (runSize - count) * _tensorLength).Clear();
+            }
+
             for (var i = 0; i < count; i++)
             {
-                if (count > 1)
+                if (runSize > 1)
                 {
                     batch[i].Tensor.AsSpan(0, _tensorLength).CopyTo(input.AsSpan(i * _tensorLength));
                     ArrayPool<float>.Shared.Return(batch[i].Tensor);
@@ -130,9 +144,9 @@ public sealed class InferenceBatcher : IAsyncDisposable
                 _metrics.QueueWait.Observe(Stopwatch.GetElapsedTime(batch[i].EnqueuedAt, started).TotalSeconds);
             }
 
-            var output = _run(input, count);
+            var output = _run(input, runSize);
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            var perImage = output.Length / count;
+            var perImage = output.Length / runSize;
             for (var i = 0; i < count; i++)
             {
                 var queued = Stopwatch.GetElapsedTime(batch[i].EnqueuedAt, started).TotalSeconds;

@@ -74,10 +74,11 @@ public sealed class ModelRuntime : IDisposable
             (_session, Provider) = CreateSession(options);
             CheckSignature(_session);
             var maxBatch = Math.Min(Model.MaxBatchSize, MaxBatchSize);
+            var padToMax = maxBatch > 1 && (Model.PadToMaxBatch ?? Provider == "CUDA");
             var samples = WarmUp(maxBatch);
             LoadMs = sw.Elapsed.TotalMilliseconds;
-            CompileHotPath(samples, options.WarmUp);
-            _batcher = new InferenceBatcher(RunBatch, Model.TensorLength, maxBatch, Model.MaxQueueDelay, Model.Instances, Metrics);
+            CompileHotPath(samples, options.WarmUp, padToMax ? maxBatch : 1);
+            _batcher = new InferenceBatcher(RunBatch, Model.TensorLength, maxBatch, Model.MaxQueueDelay, Model.Instances, Metrics, padToMax);
             State = ModelState.Ready;
             _logger.LogInformation("Model {Model} version {Version} ready on {Provider} in {LoadMs:F0} ms", Model.Name, Definition.Version, Provider, LoadMs);
         }
@@ -130,13 +131,15 @@ public sealed class ModelRuntime : IDisposable
     };
 
     /// <summary>
-    /// Intra-op threads per session: the configured number, else the cores shared out among the model's
-    /// concurrent runs. ONNX Runtime's own default gives every run a thread per physical core, which
-    /// oversubscribes the CPU as soon as several runs execute at once; on the 2-vCPU development machine,
-    /// runs given more threads than their share measured 0.4-0.6x (README, Performance: session options).
+    /// Intra-op threads per session: the configured number, else the cores this process may use (.NET's
+    /// count, which honours CPU affinity and container CPU limits) shared out among the model's concurrent
+    /// runs. ONNX Runtime's own default gives every run a thread per physical core of the whole machine:
+    /// it oversubscribes the CPU as soon as several runs execute at once (on the 2-vCPU development
+    /// machine, runs given more threads than their share measured 0.4-0.6x, README, Performance: session
+    /// options), and it ignores affinity: a process pinned to 2 of 16 cores used 15 cores' worth of CPU.
     /// </summary>
     public static int IntraOpThreads(int configured, int instances, int cores) =>
-        configured > 0 ? configured : instances > 1 ? Math.Max(1, cores / instances) : 0;
+        configured > 0 ? configured : Math.Max(1, cores / Math.Max(1, instances));
 
     private static string FirstLine(string s) => s.Split('\n', 2)[0].Trim();
 
@@ -172,7 +175,7 @@ public sealed class ModelRuntime : IDisposable
     /// <summary>The largest batch the model accepts: 1 where the file fixes the batch dimension.</summary>
     public int MaxBatchSize { get; private set; } = 1;
 
-    /// <summary>Decodes, resizes and runs once at batch 1, checking the output's size, then once at every larger batch size.</summary>
+    /// <summary>Decodes, resizes and runs once at batch 1 and once at the largest batch, checking the output's size.</summary>
     /// <returns>The encoded sample images, for <see cref="CompileHotPath"/>.</returns>
     private byte[][] WarmUp(int maxBatch)
     {
@@ -214,22 +217,9 @@ public sealed class ModelRuntime : IDisposable
 
         OutputLength = output.Length;
 
-        // On a GPU every batch size the batcher can form, once: the CUDA provider prepares each new input
-        // shape on its first run (cuDNN's convolution algorithm search), which must not land on a user's
-        // request. The CPU provider has no such cost, so there the largest batch alone checks the shape.
-        var slowest = (Size: 1, Ms: 0.0);
-        for (var size = Provider == "CUDA" ? 2 : maxBatch; size > 1 && size <= maxBatch; size++)
-        {
-            var start = Stopwatch.GetTimestamp();
-            RunBatch(tensor, size);
-            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            slowest = ms > slowest.Ms ? (size, ms) : slowest;
-        }
-
         if (maxBatch > 1)
         {
-            _logger.LogInformation("Model {Model} version {Version}: batch sizes 1 to {MaxBatch} prepared; slowest first run {Ms:F0} ms at batch {Size}",
-                Model.Name, Definition.Version, maxBatch, slowest.Ms, slowest.Size);
+            RunBatch(tensor, maxBatch);
         }
 
         return samples;
@@ -242,14 +232,15 @@ public sealed class ModelRuntime : IDisposable
     /// before the silo reports ready, a silo that joins under load serves at full speed sooner. Not part of
     /// <see cref="LoadMs"/>.
     /// </summary>
-    private void CompileHotPath(byte[][] samples, TimeSpan budget)
+    /// <param name="runSize">The batch every run has: the last shape the session sees is the one the batcher will use.</param>
+    private void CompileHotPath(byte[][] samples, TimeSpan budget, int runSize)
     {
-        var tensor = new float[Model.TensorLength];
+        var tensor = new float[Model.TensorLength * runSize];
         var clock = Stopwatch.StartNew();
         for (var i = 0; clock.Elapsed < budget && i < 2000; i++)
         {
-            Preprocessor.Preprocess(samples[i % samples.Length], tensor);
-            RunBatch(tensor, 1);
+            Preprocessor.Preprocess(samples[i % samples.Length], tensor.AsSpan(0, Model.TensorLength));
+            RunBatch(tensor, runSize);
         }
     }
 

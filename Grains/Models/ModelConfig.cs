@@ -96,6 +96,12 @@ public sealed class BatchingConfig
     /// keeps every core busy).
     /// </summary>
     public int? Instances { get; set; }
+
+    /// <summary>
+    /// Run every batch at <see cref="MaxBatchSize"/>, padded, so the model sees one input shape. Default:
+    /// on where the model runs on CUDA (whose convolution plans are rebuilt at every change of shape), off on CPU.
+    /// </summary>
+    public bool? PadToMaxBatch { get; set; }
 }
 
 /// <summary>The output tensor.</summary>

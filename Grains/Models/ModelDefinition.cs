@@ -26,7 +26,8 @@ public sealed record ModelDefinition(
     TimeSpan MaxQueueDelay = default,
     int Instances = 1,
     bool NormalizeEmbedding = false,
-    float[]? MeanImage = null)
+    float[]? MeanImage = null,
+    bool? PadToMaxBatch = null)
 {
     /// <summary>True when answers are feature vectors rather than labels.</summary>
     public bool IsEmbedding => Output == OutputKind.Embedding;

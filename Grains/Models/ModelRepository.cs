@@ -224,7 +224,7 @@ public static partial class ModelRepository
             name, c.Description, input.Name, nhwc, channels, height, width, color, resize, shorter,
             input.Scale, mean, std, input.PadValue, output.Name, kind, labels, topK,
             batching.MaxBatchSize, TimeSpan.FromMicroseconds(batching.MaxQueueDelayMicroseconds), instances,
-            output.Normalize, meanImage);
+            output.Normalize, meanImage, batching.PadToMaxBatch);
     }
 
     private static float[] PerChannel(float[]? values, int channels, string field, Func<string, string, ModelConfigException> bad)

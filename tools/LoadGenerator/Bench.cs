@@ -168,10 +168,11 @@ public static class Bench
         foreach (var batch in new[] { 1, 4, 8, 16 })
         {
             // The silo's session settings: batch 1 runs one per core, each with its share of the cores.
+            var intraOp = ModelRuntime.IntraOpThreads(0, batch == 1 ? threads : 1, Environment.ProcessorCount);
             using var options = new Microsoft.ML.OnnxRuntime.SessionOptions
             {
                 GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-                IntraOpNumThreads = ModelRuntime.IntraOpThreads(0, batch == 1 ? threads : 1, Environment.ProcessorCount),
+                IntraOpNumThreads = intraOp,
             };
             if (device == "cuda")
             {
@@ -190,7 +191,7 @@ public static class Bench
                 .GetAwaiter().GetResult();
 
             var (seconds, throughput, cpu, sorted) = Measure(session, runOptions, batch, inputs.Length);
-            var name = batch == 1 ? $"baseline ORT {device} in-process, batch 1, {threads} threads" : $"baseline ORT {device} in-process, batch {batch}, 1 thread";
+            var name = batch == 1 ? $"baseline ORT {device} in-process, batch 1, {threads} callers x {intraOp} threads" : $"baseline ORT {device} in-process, batch {batch}, 1 caller x {intraOp} threads";
             results.Add(new BenchResult(name, inputs.Length, seconds, throughput, Q(sorted, 0.5), Q(sorted, 0.95), Q(sorted, 0.99), 0, 0)
             {
                 ClientCpuMs = cpu.TotalMilliseconds / inputs.Length,

@@ -67,4 +67,60 @@ public sealed class DynamicBatchingTests
         Assert.Equal(0, metrics.QueueDepth.WithLabels("text-orientation", "1").Value);
         Assert.Equal(8, metrics.QueueWait.WithLabels("text-orientation", "1").Count);
     }
+
+    [Fact]
+    public async Task PaddedBatchesAlwaysRunAtTheMaximumSizeAndAnswerOnlyTheRealImages()
+    {
+        const int length = 3;
+        var metrics = new Grains.Telemetry.SiloMetrics(Prometheus.Metrics.NewCustomRegistry(), recordRequests: true).ForModel("padded", "1");
+        var runSizes = new System.Collections.Concurrent.ConcurrentBag<int>();
+        var paddingWasZero = true;
+        // Answers each slot's first value back, so every caller can check it got its own image's output.
+        float[] Run(float[] input, int count)
+        {
+            runSizes.Add(count);
+            var output = new float[count];
+            for (var i = 0; i < count; i++)
+            {
+                output[i] = input[i * length];
+                paddingWasZero &= output[i] != 0 || input.AsSpan(i * length, length).IndexOfAnyExcept(0f) < 0;
+            }
+
+            return output;
+        }
+
+        await using var batcher = new Grains.Inference.InferenceBatcher(Run, length, maxBatch: 4, TimeSpan.FromMilliseconds(50), instances: 1, metrics, padToMax: true);
+        var tensors = Enumerable.Range(1, 6).Select(i =>
+        {
+            var t = System.Buffers.ArrayPool<float>.Shared.Rent(length);
+            t.AsSpan(0, length).Fill(i);
+            return t;
+        }).ToArray();
+
+        var results = await Task.WhenAll(tensors.Select(batcher.InferAsync));
+
+        Assert.All(runSizes, size => Assert.Equal(4, size));
+        Assert.True(paddingWasZero, "the unused places of a padded batch held stale values");
+        Assert.Equal([1f, 2f, 3f, 4f, 5f, 6f], results.Select(r => Assert.Single(r.Output)));
+        Assert.Equal(6, metrics.BatchSize.Sum); // real images, not padding
+    }
+
+    [Fact]
+    public async Task PaddedBatchingWithTheRealModelGivesEachCallerItsOwnLabel()
+    {
+        var (runtime, metrics) = DefaultModel.Load(adjust: m => m with { MaxBatchSize = 4, MaxQueueDelay = TimeSpan.FromMilliseconds(100), PadToMaxBatch = true });
+        using var _ = runtime;
+        var upsideDown = new[] { true, false, false, true, false };
+        var images = upsideDown.Select((down, i) => TextImages.Render($"Padded line {i}", upsideDown: down)).ToArray();
+
+        var outcomes = await Task.WhenAll(images.Select(runtime.PredictAsync));
+
+        for (var i = 0; i < images.Length; i++)
+        {
+            Assert.Null(outcomes[i].Error);
+            Assert.Equal(upsideDown[i] ? "180" : "0", runtime.TopK(outcomes[i].Output!, 1)[0].Label);
+        }
+
+        Assert.Equal(5, metrics.BatchSize.WithLabels("text-orientation", "1").Sum);
+    }
 }

@@ -123,6 +123,22 @@ public sealed class ModelConfigTests : IDisposable
         Assert.Equal(OutputKind.Logits, model.Output);
     }
 
+    [Theory]
+    [InlineData("", null)]
+    [InlineData(""", "padToMaxBatch": true""", true)]
+    [InlineData(""", "padToMaxBatch": false""", false)]
+    public void BatchingSettingsAreReadWithPaddingLeftToTheDeviceUnlessSet(string padding, bool? expected)
+    {
+        WriteModel("batched", $$"""
+            { {{ValidInput}}, "output": { "name": "o" }, "labels": ["a"],
+              "batching": { "maxBatchSize": 16, "maxQueueDelayMicroseconds": 1500, "instances": 2{{padding}} } }
+            """);
+
+        var model = ModelRepository.Load(_root).Single().Model;
+
+        Assert.Equal((16, TimeSpan.FromMicroseconds(1500), 2, expected), (model.MaxBatchSize, model.MaxQueueDelay, model.Instances, model.PadToMaxBatch));
+    }
+
     [Fact]
     public void ModelFolderNameThatCannotBeAUrlSegmentIsRejected()
     {

@@ -12,7 +12,7 @@ public sealed class SessionAndMetricsSettingsTests
     [InlineData(0, 16, 16, 1)]
     [InlineData(0, 4, 16, 4)]  // four runs at once share 16 cores
     [InlineData(0, 3, 2, 1)]   // more runs than cores: never below one thread
-    [InlineData(0, 1, 16, 0)]  // one run at a time (batching): ONNX Runtime's default
+    [InlineData(0, 1, 16, 16)] // one run at a time (batching): every core the process may use, not the machine's
     [InlineData(3, 16, 16, 3)] // Models:IntraOpThreads wins when set
     public void IntraOpThreadsShareTheCoresAmongConcurrentRuns(int configured, int instances, int cores, int expected)
     {
