@@ -27,3 +27,10 @@ start_local_cluster() {
   echo "error: the $name cluster did not become ready; see $logs/" >&2
   return 1
 }
+
+# Stops every cluster this script started (for scripts that start clusters one after another).
+stop_local_clusters() {
+  for p in ${cluster_pids[@]+"${cluster_pids[@]}"}; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  cluster_pids=()
+}

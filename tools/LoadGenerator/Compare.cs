@@ -71,6 +71,36 @@ public static class Compare
         return results;
     }
 
+    /// <summary>
+    /// One cluster on its own: warmed to steady state, then the same two workloads as <see cref="RunAsync"/>.
+    /// Answers throughput by workload name.
+    /// </summary>
+    public static async Task<Dictionary<string, double>> MeasureAsync(HttpClient http, string gateway, int requests, int concurrency)
+    {
+        var seed = Random.Shared.Next(1 << 20) * 4096;
+        var hot = Enumerable.Range(0, 64).Select(i => Soak.Image(seed + i)).ToArray();
+        gateway += "/predict";
+        await Bench.WarmUpAsync(http, gateway, concurrency, seed + 50_000, Math.Min(1000, requests));
+        await Bench.DriveAsync(http, gateway, "warm-up", hot.Length, concurrency, i => hot[i]); // the hot set cached
+        var measured = new Dictionary<string, double>();
+        foreach (var (name, count, image) in new (string, int, Func<int, byte[]>)[]
+        {
+            ("all-hit", requests * 5, i => hot[i % hot.Length]),
+            ("all-miss", requests, i => Soak.Image(seed + 100_000 + i)),
+        })
+        {
+            var result = await Bench.DriveAsync(http, gateway, name, count, concurrency, image);
+            if (result.Errors > 0)
+            {
+                throw new InvalidOperationException($"{result.Errors} errors from {gateway} in {name}");
+            }
+
+            measured[name] = result.Throughput;
+        }
+
+        return measured;
+    }
+
     public static string Markdown(IEnumerable<ComparisonResult> results, string title, string a, string b)
     {
         var text = new StringBuilder()

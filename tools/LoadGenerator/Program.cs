@@ -40,6 +40,18 @@ if (args.Length > 0 && args[0] == "compare" && arguments.ContainsKey("gateway-a"
     return 0;
 }
 
+if (args.Length > 0 && args[0] == "measure" && arguments.ContainsKey("gateway"))
+{
+    // Usage: Classifier.LoadGenerator measure --gateway URL [--requests 3000] [--concurrency 8]
+    // One cluster, warmed to steady state, then all-hit (5x the requests) and all-miss; prints one JSON
+    // line of throughputs. For A/B runs that start each cluster alone (scripts/metrics-overhead.sh).
+    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+    var (requests, concurrency) = (int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture));
+    var measured = await Compare.MeasureAsync(client, Arg("gateway", ""), requests, concurrency);
+    Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(measured));
+    return 0;
+}
+
 if (args.Length > 0 && args[0] == "tune")
 {
     // Usage: Classifier.LoadGenerator tune --models DIR --model NAME [--images 200] [--rounds 5] [--device cpu|cuda] [--markdown tune.md]
@@ -56,6 +68,7 @@ if (args.Length == 0 || args[0] != "soak" || !arguments.ContainsKey("gateway"))
 {
     Console.Error.WriteLine("usage: Classifier.LoadGenerator bench --gateway URL --models DIR [--requests 3000] [--concurrency 8] [--json F] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator compare --gateway-a URL --gateway-b URL [--label-a A] [--label-b B] [--rounds 7] [--requests 3000] [--concurrency 8] [--markdown F]");
+    Console.Error.WriteLine("       Classifier.LoadGenerator measure --gateway URL [--requests 3000] [--concurrency 8]");
     Console.Error.WriteLine("       Classifier.LoadGenerator tune --models DIR --model NAME [--images 200] [--rounds 5] [--device cpu|cuda] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator soak --gateway URL --silo-metrics URL[,URL...] [--requests 20000] [--concurrency 8] [--unique 2000] [--bad-share 0.05] [--max-growth-mib 100]");
     return 2;
