@@ -114,3 +114,49 @@ public class Preprocessing
     [Benchmark(Description = "preprocess 768x192 PNG")]
     public PredictionError? Large() => _preprocessor.Preprocess(_large, _tensor);
 }
+
+/// <summary>ImageNet-style preprocessing: shorter side to 256 (or 224), then the centre 224x224.</summary>
+[MemoryDiagnoser]
+public class CenterCropPreprocessing
+{
+    private ImagePreprocessor _imageNet = null!;
+    private ImagePreprocessor _shorterSideIsCrop = null!;
+    private byte[] _photo = [];
+    private byte[] _wide = [];
+    private float[] _tensor = [];
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        ModelDefinition Model(int shorterSide) => new("m", null, "x", false, 3, 224, 224, ColorOrder.Rgb, ResizeMode.CenterCrop, shorterSide, 1 / 255f,
+            [0.485f, 0.456f, 0.406f], [0.229f, 0.224f, 0.225f], 0, "y", OutputKind.Logits, ["a"], 1);
+        _imageNet = new ImagePreprocessor(Model(256), new ImageOptions());
+        _shorterSideIsCrop = new ImagePreprocessor(Model(224), new ImageOptions());
+        _tensor = new float[3 * 224 * 224];
+        using var photo = new Image<Rgb24>(640, 480);
+        photo.ProcessPixelRows(rows =>
+        {
+            for (var y = 0; y < rows.Height; y++)
+            {
+                var row = rows.GetRowSpan(y);
+                for (var x = 0; x < row.Length; x++)
+                {
+                    row[x] = new Rgb24((byte)x, (byte)y, (byte)(x ^ y));
+                }
+            }
+        });
+        using var stream = new MemoryStream();
+        photo.SaveAsJpeg(stream);
+        _photo = stream.ToArray();
+        using var wide = new Image<Rgb24>(96, 48);
+        using var wideStream = new MemoryStream();
+        wide.SaveAsPng(wideStream);
+        _wide = wideStream.ToArray();
+    }
+
+    [Benchmark(Description = "640x480 JPEG, 256 then centre 224")]
+    public PredictionError? Photo() => _imageNet.Preprocess(_photo, _tensor);
+
+    [Benchmark(Description = "96x48 PNG, 224 then centre 224 (the benchmark's resnet18 input)")]
+    public PredictionError? Wide() => _shorterSideIsCrop.Preprocess(_wide, _tensor);
+}
