@@ -6,7 +6,7 @@
 # Results go to $OUT (or .run/gpu) as gpu-check.md, bench-<device>-<model>.md, plus the process logs.
 # REQUESTS (300 sequential misses), BENCH_REQUESTS (3000), RESNET_REQUESTS (1500), BENCH_CONCURRENCY (16),
 # DEVICES ("cuda cpu pinned"), CUDA_MODELS, CPU_MODELS, PINNED_MODELS (which models each benchmarks),
-# BENCH_TIMEOUT (240 s per benchmark).
+# BENCH_TIMEOUT (120 s per benchmark).
 # On a host with 8 or more cores it also runs the CPU benchmark with each process on cores of its own
 # (silo and baseline on the same PINNED_CORES, 2 by default; gateway and load generator elsewhere): on a
 # 2-core machine the gateway and client share the silo's cores, which the in-process baseline never does.
@@ -119,7 +119,7 @@ PY
   for model in $bench_models; do
     [ -d "$models/$model" ] || continue
     local n="${BENCH_REQUESTS:-3000}"; [ "$model" = resnet18 ] && n="${RESNET_REQUESTS:-1500}"
-    $CLIENT_PIN timeout "${BENCH_TIMEOUT:-240}" dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --model "$model" --requests "$n" \
+    $CLIENT_PIN timeout "${BENCH_TIMEOUT:-120}" dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --model "$model" --requests "$n" \
       --concurrency "${BENCH_CONCURRENCY:-16}" --device "$device" --cpu-from http://127.0.0.1:8181/metrics,http://127.0.0.1:9191/metrics \
       --markdown "$out/bench-$label-$model.md" --json "$out/bench-$label-$model.json" \
       > "$out/bench-$label-$model.log" 2>&1 || echo "benchmark of $model on $label failed: see bench-$label-$model.log"
