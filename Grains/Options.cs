@@ -21,6 +21,14 @@ public sealed class ModelsOptions
     public int GpuDeviceId { get; set; }
 
     /// <summary>
+    /// The CUDA provider's <c>cudnn_conv_algo_search</c>: <c>EXHAUSTIVE</c>, <c>HEURISTIC</c> or <c>DEFAULT</c>;
+    /// empty leaves ONNX Runtime's default (exhaustive). Each change of input shape repeats the search, so
+    /// models whose shape varies from run to run may prefer <c>HEURISTIC</c>.
+    /// </summary>
+    [RegularExpression("^(|EXHAUSTIVE|HEURISTIC|DEFAULT)$", ErrorMessage = "Models:CudnnConvAlgoSearch must be EXHAUSTIVE, HEURISTIC, DEFAULT or empty.")]
+    public string CudnnConvAlgoSearch { get; set; } = "";
+
+    /// <summary>
     /// ONNX Runtime intra-op threads per session. 0: the cores this process may use (affinity and container
     /// CPU limits honoured) divided among the model's concurrent runs (<c>batching.instances</c>).
     /// </summary>

@@ -6,6 +6,7 @@
 # Results go to $OUT (or .run/gpu) as gpu-check.md, bench-<device>-<model>.md, plus the process logs.
 # REQUESTS (300 sequential misses), BENCH_REQUESTS (3000), RESNET_REQUESTS (1500), BENCH_CONCURRENCY (16),
 # DEVICES ("cuda cpu pinned"), CUDA_MODELS, CPU_MODELS, PINNED_MODELS (which models each benchmarks),
+# CUDA_SILO_ARGS (more settings for the CUDA silo, e.g. "--Models:CudnnConvAlgoSearch HEURISTIC"),
 # BENCH_TIMEOUT (120 s per benchmark).
 # On a host with 8 or more cores it also runs the CPU benchmark with each process on cores of its own
 # (silo and baseline on the same PINNED_CORES, 2 by default; gateway and load generator elsewhere): on a
@@ -37,16 +38,21 @@ gateway_dll="${app:-$root/Gateway/bin/Release/net10.0}/Classifier.Gateway.dll"
 bench_dll="${app:-$root/tools/LoadGenerator/bin/Release/net10.0}/Classifier.LoadGenerator.dll"
 
 # A repository of the same models plus text-orientation-batched: the same file with dynamic batching
-# on (16 images, 1 ms), which a GPU is where it pays. Links, so nothing is copied.
+# on (16 images, 1 ms), which a GPU is where it pays, and text-orientation-batched-unpadded, the same
+# without padding runs to 16 (to compare with CUDA_SILO_ARGS="--Models:CudnnConvAlgoSearch HEURISTIC").
+# Links, so nothing is copied.
 repo=/tmp/gpu-check-models
-rm -rf "$repo" && mkdir -p "$repo/text-orientation-batched"
+rm -rf "$repo" && mkdir -p "$repo"
 for m in "$models"/*/; do ln -s "$(readlink -f "$m")" "$repo/$(basename "$m")"; done
-ln -s "$(readlink -f "$models/text-orientation/1")" "$repo/text-orientation-batched/1"
-python3 - "$models/text-orientation/config.json" > "$repo/text-orientation-batched/config.json" <<'PY'
+for variant in "text-orientation-batched true" "text-orientation-batched-unpadded false"; do
+  set -- $variant
+  mkdir -p "$repo/$1" && ln -s "$(readlink -f "$models/text-orientation/1")" "$repo/$1/1"
+  python3 - "$models/text-orientation/config.json" "$2" > "$repo/$1/config.json" <<'PY'
 import sys
 text = open(sys.argv[1]).read().rstrip()
-print(text[:-1].rstrip() + ',\n  "batching": { "maxBatchSize": 16, "maxQueueDelayMicroseconds": 1000 }\n}')
+print(text[:-1].rstrip() + ',\n  "batching": { "maxBatchSize": 16, "maxQueueDelayMicroseconds": 1000, "padToMaxBatch": ' + sys.argv[2] + ' }\n}')
 PY
+done
 models="$repo"
 
 # ONNX Runtime 1.31's CUDA provider needs the CUDA 13 runtime, cuBLAS and cuDNN 9. Use the system's,
@@ -73,8 +79,10 @@ PY
 }
 
 run_device() { # $1 = cuda|cpu, $2 = models to benchmark, $3 = optional label; SILO_PIN, GATEWAY_PIN, CLIENT_PIN: taskset prefixes
-  local device=$1 bench_models=$2 label=${3:-$1}
-  $SILO_PIN dotnet "$silo_dll" --urls http://127.0.0.1:9191 --Models:Repository "$models" --Models:Device "$device" \
+  local device=$1 bench_models=$2 label=${3:-$1} silo_args=""
+  [ "$device" = cuda ] && silo_args="${CUDA_SILO_ARGS:-}"
+  # shellcheck disable=SC2086 # silo_args is a list of words
+  $SILO_PIN dotnet "$silo_dll" $silo_args --urls http://127.0.0.1:9191 --Models:Repository "$models" --Models:Device "$device" \
     --Cluster:SiloPort 11191 --Cluster:GatewayPort 30091 --Cluster:PrimarySiloPort 11191 --Cluster:ClusterId "gpu-$device" \
     --Cluster:ServiceId "gpu-$device" > "$out/silo-$device.log" 2>&1 &
   pids+=($!)

@@ -103,7 +103,21 @@ public sealed class ModelRuntime : IDisposable
             try
             {
                 using var gpuOptions = NewSessionOptions(options);
-                gpuOptions.AppendExecutionProvider_CUDA(options.GpuDeviceId);
+                if (options.CudnnConvAlgoSearch is { Length: > 0 } search)
+                {
+                    using var cuda = new OrtCUDAProviderOptions();
+                    cuda.UpdateOptions(new Dictionary<string, string>
+                    {
+                        ["device_id"] = options.GpuDeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        ["cudnn_conv_algo_search"] = search,
+                    });
+                    gpuOptions.AppendExecutionProvider_CUDA(cuda);
+                }
+                else
+                {
+                    gpuOptions.AppendExecutionProvider_CUDA(options.GpuDeviceId);
+                }
+
                 return (new InferenceSession(Definition.ModelPath, gpuOptions), "CUDA");
             }
             catch (OnnxRuntimeException e) when (device == "auto")

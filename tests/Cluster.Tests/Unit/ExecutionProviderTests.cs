@@ -20,6 +20,45 @@ public sealed class ExecutionProviderTests
         Assert.Equal(1, metrics.ModelState.WithLabels("text-orientation", "1").Value);
     }
 
+    [Theory]
+    [InlineData("HEURISTIC")]
+    [InlineData("EXHAUSTIVE")]
+    public void AutoDeviceWithCudnnSearchSetStillFallsBackToCpuWithoutCuda(string search)
+    {
+        Assert.SkipWhen(HasNvidiaGpu, "this machine has an NVIDIA GPU; auto picks CUDA here");
+        var (runtime, _) = DefaultModel.Load("auto", configure: o => o.CudnnConvAlgoSearch = search);
+        using var _ = runtime;
+
+        Assert.Equal(ModelState.Ready, runtime.State);
+        Assert.Equal("CPU", runtime.Provider);
+    }
+
+    [Fact]
+    public void CudaDeviceWithCudnnSearchSetAndNoCudaGivesTheInstallHintNotACrash()
+    {
+        Assert.SkipWhen(HasNvidiaGpu, "this machine has an NVIDIA GPU");
+        var (runtime, _) = DefaultModel.Load("cuda", configure: o => o.CudnnConvAlgoSearch = "HEURISTIC");
+        using var _ = runtime;
+
+        Assert.Equal(ModelState.Error, runtime.State);
+        Assert.Contains("CUDA 13 and cuDNN 9", runtime.Error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("HEURISTIC", true)]
+    [InlineData("", true)]
+    [InlineData("heuristic", false)]
+    [InlineData("FASTEST", false)]
+    public void CudnnSearchSettingAcceptsOnlyTheProvidersValues(string value, bool valid)
+    {
+        var options = new Classifier.Grains.ModelsOptions { CudnnConvAlgoSearch = value };
+        var results = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+
+        var ok = System.ComponentModel.DataAnnotations.Validator.TryValidateObject(options, new(options), results, validateAllProperties: true);
+
+        Assert.Equal(valid, ok);
+    }
+
     [Fact]
     public void CudaDeviceWithoutCudaPutsTheModelInTheErrorStateInsteadOfFallingBack()
     {
