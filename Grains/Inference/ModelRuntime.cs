@@ -103,6 +103,7 @@ public sealed class ModelRuntime : IDisposable
             try
             {
                 using var gpuOptions = NewSessionOptions(options);
+                // Unset, the plain device-id call: the path measured on GPUs; the options object only when asked for.
                 if (options.CudnnConvAlgoSearch is { Length: > 0 } search)
                 {
                     using var cuda = new OrtCUDAProviderOptions();

@@ -36,14 +36,8 @@ public static class Compare
             await Bench.WarmUpAsync(http, gateway, concurrency, seed + 50_000, Math.Min(1000, requests));
         }
 
-        // Hits are several times faster than misses: more of them make a round last as long.
-        var workloads = new (string Name, int Requests, Func<int, int, byte[]> Image)[]
-        {
-            ("all-hit", requests * 5, (_, i) => hot[i % hot.Length]),
-            ("all-miss", requests, (round, i) => Soak.Image(seed + 100_000 + round * 2 * requests + i)),
-        };
         var results = new List<ComparisonResult>();
-        foreach (var (name, count, image) in workloads)
+        foreach (var (name, count, image) in Workloads(seed, hot, requests))
         {
             var (a, b) = (new double[rounds], new double[rounds]);
             for (var round = 0; round < rounds; round++)
@@ -55,13 +49,7 @@ public static class Compare
 
                     // Misses stay misses: each cluster and round gets images of its own.
                     var offset = which * requests;
-                    var result = await Bench.DriveAsync(http, gateway, name, count, concurrency, i => image(round, offset + i));
-                    if (result.Errors > 0)
-                    {
-                        throw new InvalidOperationException($"{result.Errors} errors from {gateway} in {name}");
-                    }
-
-                    (which == 0 ? a : b)[round] = result.Throughput;
+                    (which == 0 ? a : b)[round] = await DriveWithoutErrorsAsync(http, gateway, name, count, concurrency, i => image(round, offset + i));
                 }
             }
 
@@ -83,22 +71,26 @@ public static class Compare
         await Bench.WarmUpAsync(http, gateway, concurrency, seed + 50_000, Math.Min(1000, requests));
         await Bench.DriveAsync(http, gateway, "warm-up", hot.Length, concurrency, i => hot[i]); // the hot set cached
         var measured = new Dictionary<string, double>();
-        foreach (var (name, count, image) in new (string, int, Func<int, byte[]>)[]
+        foreach (var (name, count, image) in Workloads(seed, hot, requests))
         {
-            ("all-hit", requests * 5, i => hot[i % hot.Length]),
-            ("all-miss", requests, i => Soak.Image(seed + 100_000 + i)),
-        })
-        {
-            var result = await Bench.DriveAsync(http, gateway, name, count, concurrency, image);
-            if (result.Errors > 0)
-            {
-                throw new InvalidOperationException($"{result.Errors} errors from {gateway} in {name}");
-            }
-
-            measured[name] = result.Throughput;
+            measured[name] = await DriveWithoutErrorsAsync(http, gateway, name, count, concurrency, i => image(0, i));
         }
 
         return measured;
+    }
+
+    /// <summary>All-hit over the hot set and all-miss on fresh images (by round); hits are several times faster, so more of them make a round last as long.</summary>
+    private static (string Name, int Requests, Func<int, int, byte[]> Image)[] Workloads(int seed, byte[][] hot, int requests) =>
+    [
+        ("all-hit", requests * 5, (_, i) => hot[i % hot.Length]),
+        ("all-miss", requests, (round, i) => Soak.Image(seed + 100_000 + round * 2 * requests + i)),
+    ];
+
+    /// <summary>Throughput of one workload; an A/B figure from a run with errors would compare failures, so errors end the run.</summary>
+    private static async Task<double> DriveWithoutErrorsAsync(HttpClient http, string gateway, string name, int count, int concurrency, Func<int, byte[]> image)
+    {
+        var result = await Bench.DriveAsync(http, gateway, name, count, concurrency, image);
+        return result.Errors > 0 ? throw new InvalidOperationException($"{result.Errors} errors from {gateway} in {name}") : result.Throughput;
     }
 
     public static string Markdown(IEnumerable<ComparisonResult> results, string title, string a, string b)

@@ -40,6 +40,7 @@ public sealed class ModelConfigTests : IDisposable
     [InlineData("""{ "inptu": {}, "output": { "name": "o" }, "labels": ["a"] }""", "inptu")]
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "maxBatchSize": 0 } }""", "batching.maxBatchSize")]
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "maxQueueDelayMicroseconds": -1 } }""", "batching.maxQueueDelayMicroseconds")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "padToMaxBatch": "yes" } }""", "padToMaxBatch")]
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "batching": { "instances": 0 } }""", "batching.instances")]
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o", "type": "embedding" }, "labels": ["a"] }""", "labels")]
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o", "type": "embedding" }, "topK": 1 }""", "topK")]
