@@ -58,6 +58,7 @@ public static class GatewayExtensions
         }
 
         builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName);
+        builder.Services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.SectionName);
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ClusterView>();
@@ -68,14 +69,10 @@ public static class GatewayExtensions
 
     public static WebApplication UseGatewayPipeline(this WebApplication app)
     {
-        if (app.Configuration.GetSection(MetricsOptions.SectionName).Get<MetricsOptions>() is { Enabled: false })
-        {
-            GatewayMetrics.RecordsRequests = false;
-        }
-        else
-        {
-            app.UseMiddleware<HttpMetricsMiddleware>();
-        }
+        var recording = app.Services.GetRequiredService<IOptionsMonitor<MetricsOptions>>();
+        GatewayMetrics.Recording.On = recording.CurrentValue.Enabled;
+        recording.OnChange(o => GatewayMetrics.Recording.On = o.Enabled); // settings files reload: no restart to switch
+        app.UseMiddleware<HttpMetricsMiddleware>();
 
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {

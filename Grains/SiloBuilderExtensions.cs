@@ -34,7 +34,9 @@ public static class SiloBuilderExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp =>
         {
-            var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>(), sp.GetRequiredService<IOptions<MetricsOptions>>().Value.Enabled);
+            var recording = sp.GetRequiredService<IOptionsMonitor<MetricsOptions>>();
+            var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>(), recording.CurrentValue.Enabled);
+            recording.OnChange(o => metrics.Recording.On = o.Enabled); // settings files reload: no restart to switch
             var (version, build) = BuildInfo.Of(Assembly.GetExecutingAssembly());
             var orleans = BuildInfo.VersionOf(typeof(Grain).Assembly);
             var onnxRuntime = BuildInfo.VersionOf(typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly);

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Metrics overhead: two clusters side by side, identical but for Metrics:Enabled (silo and gateway),
-# driven in alternating rounds with all-hit and all-miss workloads; prints each workload's median
-# throughput and the median of the per-round ratios (off / on). Writes .run/metrics-overhead/compare.md.
-# ROUNDS (7), REQUESTS per round (3000), CONCURRENCY (8).
+# Metrics overhead: the same workloads (all-hit, all-miss) with per-request metrics recording on and off,
+# in alternating rounds (A B B A ...), reporting the median of the per-round ratios (off / on) of throughput
+# and of the gateway's plus the silo's CPU per request. ROUNDS, REQUESTS per round (3000; hits 5x),
+# CONCURRENCY (8). Three methods:
 #
-# SEQUENTIAL=1: one cluster at a time instead, started afresh for each measurement, in the order
-# on, off, off, on, ... (ROUNDS pairs): side by side, the cluster started second ran about 6 % faster
-# in an A/A run, a bias as large as the effect sought. AA=1 makes both configurations "on", to
-# measure the method's own scatter. Writes .run/metrics-overhead/sequential.md.
+# (default) One cluster, switched live: Metrics:Enabled is rewritten between rounds in the settings files
+#   the silo and gateway watch (appsettings.metrics-overhead.json beside each binary; they run with
+#   --environment metrics-overhead), and each round starts once both processes follow. The same processes
+#   serve both arms, so differences between processes cannot pose as the effect. ROUNDS 40.
+#   AA=1 leaves recording on in both arms, to measure the method's own scatter. Writes .run/metrics-overhead/switch.md.
+# SIDE_BY_SIDE=1: two clusters side by side, identical but for Metrics:Enabled. ROUNDS 7. In an A/A run the
+#   cluster started second ran about 6 % faster, a bias as large as the effect sought. Writes compare.md.
+# SEQUENTIAL=1: one cluster at a time, started afresh for each measurement, in the order on, off, off, on, ...
+#   (ROUNDS pairs, 5). Fresh processes landed anywhere within about 25 % here. Writes sequential.md.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib/local-cluster.sh"
@@ -42,10 +47,30 @@ for workload in ("all-hit", "all-miss"):
 PY
   exit 0
 fi
-start_local_cluster metrics-on 9591 11591 30591 8591 || exit 1
-GATEWAY_ARGS=(--Metrics:Enabled false)
-start_local_cluster metrics-off 9592 11592 30592 8592 --Metrics:Enabled false || exit 1
-dotnet "$root/tools/LoadGenerator/bin/Release/net10.0/Classifier.LoadGenerator.dll" compare \
-  --gateway-a http://127.0.0.1:8591 --label-a "metrics on" --gateway-b http://127.0.0.1:8592 --label-b "metrics off" \
-  --rounds "${ROUNDS:-7}" --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" \
-  --markdown "$root/.run/metrics-overhead/compare.md"
+loadgen="$root/tools/LoadGenerator/bin/Release/net10.0/Classifier.LoadGenerator.dll"
+if [ "${SIDE_BY_SIDE:-0}" = 1 ]; then
+  start_local_cluster metrics-on 9591 11591 30591 8591 || exit 1
+  GATEWAY_ARGS=(--Metrics:Enabled false)
+  start_local_cluster metrics-off 9592 11592 30592 8592 --Metrics:Enabled false || exit 1
+  dotnet "$loadgen" compare \
+    --gateway-a http://127.0.0.1:8591 --label-a "metrics on" --gateway-b http://127.0.0.1:8592 --label-b "metrics off" \
+    --rounds "${ROUNDS:-7}" --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" \
+    --markdown "$root/.run/metrics-overhead/compare.md"
+  exit
+fi
+environment=metrics-overhead
+settings=("$root/Silo/bin/Release/net10.0/appsettings.$environment.json" "$root/Gateway/bin/Release/net10.0/appsettings.$environment.json")
+for file in "${settings[@]}"; do
+  mkdir -p "$(dirname "$file")" && echo '{"Metrics": {"Enabled": true}}' > "$file"
+done
+GATEWAY_ARGS=(--environment "$environment")
+start_local_cluster metrics-switch 9591 11591 30591 8591 --environment "$environment" || exit 1
+aa=false; [ "${AA:-0}" = 1 ] && aa=true
+dotnet "$loadgen" switch --gateway http://127.0.0.1:8591 \
+  --metrics http://127.0.0.1:8591/metrics,http://127.0.0.1:9591/metrics --settings "${settings[0]},${settings[1]}" \
+  --rounds "${ROUNDS:-40}" --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" --aa "$aa" \
+  --markdown "$root/.run/metrics-overhead/switch.md" --json "$root/.run/metrics-overhead/switch.json"
+status=$?
+stop_local_clusters
+rm -f "${settings[@]}"
+exit $status

@@ -40,16 +40,14 @@ public static class GatewayMetrics
     private static readonly ConcurrentDictionary<string, UpstreamChildren> ByModel = new();
 
     /// <summary>The upstream series of one model, resolved once (model names are validated before any grain call, so the set is bounded).</summary>
-    public static UpstreamChildren ForModel(string model) => ByModel.GetOrAdd(model, static m => RecordsRequests
-        ? new UpstreamChildren(Upstream.WithLabels(m), Retries.WithLabels(m), Unavailable.WithLabels(m))
-        : new UpstreamChildren(NoMetric.Instance, NoMetric.Instance, NoMetric.Instance));
+    public static UpstreamChildren ForModel(string model) => ByModel.GetOrAdd(model, static m => new UpstreamChildren(
+        new SwitchedHistogram(Upstream.WithLabels(m), Recording), new SwitchedCounter(Retries.WithLabels(m), Recording), new SwitchedCounter(Unavailable.WithLabels(m), Recording)));
 
     /// <summary>
-    /// False (<c>Metrics:Enabled=false</c>, set once at start-up) stops recording per-request series: the
-    /// HTTP metrics middleware is not added and upstream series get no-op children. For measuring what
-    /// recording costs, not for production.
+    /// Whether the per-request series record (<c>Metrics:Enabled</c>; follows the setting while running). For
+    /// measuring what recording costs, not for production.
     /// </summary>
-    public static bool RecordsRequests { get; set; } = true;
+    public static RecordingSwitch Recording { get; } = new();
 
     /// <summary>Records one request; label children are resolved once per combination and kept.</summary>
     public static void Record(string endpoint, string method, int status, double seconds)

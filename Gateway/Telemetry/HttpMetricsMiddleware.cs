@@ -11,6 +11,13 @@ public sealed class HttpMetricsMiddleware(RequestDelegate next, ILoggerFactory l
 
     public async Task InvokeAsync(HttpContext context)
     {
+        if (!GatewayMetrics.Recording.On)
+        {
+            // Read once per request, so a switch in mid-request cannot leave the in-flight gauge unbalanced.
+            await next(context);
+            return;
+        }
+
         var start = Stopwatch.GetTimestamp();
         var status = StatusCodes.Status500InternalServerError;
         GatewayMetrics.InFlight.Inc();

@@ -15,16 +15,16 @@ public sealed class SiloMetrics
 
     private static readonly string[] ModelLabels = ["model", "version"];
 
-    /// <param name="recordRequests">False gives the per-request series no-op children (<c>Metrics:Enabled=false</c>): for measuring what recording costs.</param>
+    /// <param name="recordRequests">The starting state of <see cref="Recording"/> (<c>Metrics:Enabled</c>).</param>
     public SiloMetrics(CollectorRegistry registry, bool recordRequests = true)
     {
         Registry = registry;
-        RecordsRequests = recordRequests;
+        Recording = new RecordingSwitch { On = recordRequests };
         var f = Prometheus.Metrics.WithCustomRegistry(registry);
         Predictions = f.CreateCounter("predictions_total", "Predictions answered by this silo's grains, by outcome: success (model ran), cache_hit, error.", "status");
-        PredictionSuccess = recordRequests ? Predictions.WithLabels("success") : NoMetric.Instance;
-        PredictionCacheHit = recordRequests ? Predictions.WithLabels("cache_hit") : NoMetric.Instance;
-        PredictionError = recordRequests ? Predictions.WithLabels("error") : NoMetric.Instance;
+        PredictionSuccess = new SwitchedCounter(Predictions.WithLabels("success"), Recording);
+        PredictionCacheHit = new SwitchedCounter(Predictions.WithLabels("cache_hit"), Recording);
+        PredictionError = new SwitchedCounter(Predictions.WithLabels("error"), Recording);
         Inference = f.CreateHistogram("inference_duration_seconds", "Model execution time in seconds (ONNX Runtime Run only; preprocessing excluded).",
             new HistogramConfiguration { LabelNames = ModelLabels, Buckets = DurationBuckets });
         Preprocessing = f.CreateHistogram("preprocessing_duration_seconds", "Image decode, resize and tensor fill time in seconds, on cache misses only.",
@@ -54,8 +54,8 @@ public sealed class SiloMetrics
 
     public CollectorRegistry Registry { get; }
 
-    /// <summary>False when per-request recording is switched off.</summary>
-    public bool RecordsRequests { get; }
+    /// <summary>Whether the per-request series record (<c>Metrics:Enabled</c>, switchable while running).</summary>
+    public RecordingSwitch Recording { get; }
 
     public Counter Predictions { get; }
 
@@ -108,23 +108,25 @@ public sealed class SiloMetrics
     public Gauge AppInfo { get; }
 
     /// <summary>The labelled children of one model version, resolved once.</summary>
-    public ModelMetrics ForModel(string model, string version) => RecordsRequests
-        ? new(
-            Inference.WithLabels(model, version),
-            Preprocessing.WithLabels(model, version),
-            CacheHits.WithLabels(model, version),
-            CacheMisses.WithLabels(model, version),
-            CacheEvictions.WithLabels(model, version),
-            ModelState.WithLabels(model, version),
-            QueueDepth.WithLabels(model, version),
-            QueueWait.WithLabels(model, version),
-            BatchSize.WithLabels(model, version))
-        : new(NoMetric.Instance, NoMetric.Instance, NoMetric.Instance, NoMetric.Instance, NoMetric.Instance,
-            ModelState.WithLabels(model, version), NoMetric.Instance, NoMetric.Instance, NoMetric.Instance);
+    /// <remarks>
+    /// The per-request series follow <see cref="Recording"/>. The state and queue-depth gauges always record:
+    /// the queue depth goes up and down in different calls, and skipping either half while the switch flips
+    /// would leave it wrong for good.
+    /// </remarks>
+    public ModelMetrics ForModel(string model, string version) => new(
+        new SwitchedHistogram(Inference.WithLabels(model, version), Recording),
+        new SwitchedHistogram(Preprocessing.WithLabels(model, version), Recording),
+        new SwitchedCounter(CacheHits.WithLabels(model, version), Recording),
+        new SwitchedCounter(CacheMisses.WithLabels(model, version), Recording),
+        new SwitchedCounter(CacheEvictions.WithLabels(model, version), Recording),
+        ModelState.WithLabels(model, version),
+        QueueDepth.WithLabels(model, version),
+        new SwitchedHistogram(QueueWait.WithLabels(model, version), Recording),
+        new SwitchedHistogram(BatchSize.WithLabels(model, version), Recording));
 }
 
 /// <summary>One model version's metric children, kept by its runtime so the hot path does no label look-up.</summary>
-/// <remarks>Typed by prometheus-net's interfaces so that <see cref="NoMetric"/> can stand in when recording is off.</remarks>
+/// <remarks>Typed by prometheus-net's interfaces so that switched children (<see cref="SwitchedCounter"/>) can stand in.</remarks>
 public sealed record ModelMetrics(
     IHistogram Inference,
     IHistogram Preprocessing,

@@ -1,5 +1,4 @@
 using Classifier.Grains.Inference;
-using Classifier.ServiceDefaults;
 using Classifier.Tests.Support;
 using Prometheus;
 
@@ -28,12 +27,29 @@ public sealed class SessionAndMetricsSettingsTests
         var outcome = await runtime.PredictAsync(TextImages.Render("metrics off"));
 
         Assert.Null(outcome.Error);
-        Assert.Same(NoMetric.Instance, runtime.Metrics.Inference);
-        Assert.Same(NoMetric.Instance, metrics.PredictionSuccess);
+        metrics.PredictionSuccess.Inc();
+        Assert.Equal(0, metrics.PredictionSuccess.Value);
         var text = await Scrape(metrics.Registry);
-        Assert.DoesNotContain("inference_duration_seconds_count{", text, StringComparison.Ordinal);
-        Assert.DoesNotContain("preprocessing_duration_seconds_count{", text, StringComparison.Ordinal);
+        Assert.Contains("inference_duration_seconds_count{model=\"text-orientation\",version=\"1\"} 0", text, StringComparison.Ordinal);
+        Assert.Contains("preprocessing_duration_seconds_count{model=\"text-orientation\",version=\"1\"} 0", text, StringComparison.Ordinal);
         Assert.Contains("model_state{model=\"text-orientation\",version=\"1\"} 1", text, StringComparison.Ordinal); // not per request: kept
+    }
+
+    [Fact]
+    public async Task SwitchingRecordingOnWhileRunningRecordsFromTheNextPredictionAndOffStopsIt()
+    {
+        var (runtime, metrics) = DefaultModel.Load(recordRequests: false);
+        using var __ = runtime;
+        await runtime.PredictAsync(TextImages.Render("before"));
+
+        metrics.Recording.On = true;
+        await runtime.PredictAsync(TextImages.Render("while on"));
+        metrics.Recording.On = false;
+        await runtime.PredictAsync(TextImages.Render("after"));
+
+        var text = await Scrape(metrics.Registry);
+        Assert.Contains("inference_duration_seconds_count{model=\"text-orientation\",version=\"1\"} 1", text, StringComparison.Ordinal);
+        Assert.Contains("preprocessing_duration_seconds_count{model=\"text-orientation\",version=\"1\"} 1", text, StringComparison.Ordinal);
     }
 
     [Fact]
