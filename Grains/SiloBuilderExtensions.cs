@@ -35,7 +35,8 @@ public static class SiloBuilderExtensions
         services.AddSingleton(sp =>
         {
             var recording = sp.GetRequiredService<IOptionsMonitor<MetricsOptions>>();
-            var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>(), recording.CurrentValue.Enabled);
+            var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>(), recording.CurrentValue.Enabled,
+                exemplars: sp.GetRequiredService<IOptions<TracingOptions>>().Value.Enabled);
             recording.OnChange(o => metrics.Recording.On = o.Enabled); // settings files reload: no restart to switch
             var (version, build) = BuildInfo.Of(Assembly.GetExecutingAssembly());
             var orleans = BuildInfo.VersionOf(typeof(Grain).Assembly);

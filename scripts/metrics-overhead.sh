@@ -8,7 +8,8 @@
 #   the silo and gateway watch (appsettings.metrics-overhead.json beside each binary; they run with
 #   --environment metrics-overhead), and each round starts once both processes follow. The same processes
 #   serve both arms, so differences between processes cannot pose as the effect. ROUNDS 40.
-#   AA=1 leaves recording on in both arms, to measure the method's own scatter. Writes .run/metrics-overhead/switch.md.
+#   AA=1 leaves recording on in both arms, to measure the method's own scatter; WORKLOADS=all-hit runs one
+#   workload only. Writes .run/metrics-overhead/switch.md and switch.json.
 # SIDE_BY_SIDE=1: two clusters side by side, identical but for Metrics:Enabled. ROUNDS 7. In an A/A run the
 #   cluster started second ran about 6 % faster, a bias as large as the effect sought. Writes compare.md.
 # SEQUENTIAL=1: one cluster at a time, started afresh for each measurement, in the order on, off, off, on, ...
@@ -68,7 +69,7 @@ start_local_cluster metrics-switch 9591 11591 30591 8591 --environment "$environ
 aa=false; [ "${AA:-0}" = 1 ] && aa=true
 dotnet "$loadgen" switch --gateway http://127.0.0.1:8591 \
   --metrics http://127.0.0.1:8591/metrics,http://127.0.0.1:9591/metrics --settings "${settings[0]},${settings[1]}" \
-  --rounds "${ROUNDS:-40}" --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" --aa "$aa" \
+  --rounds "${ROUNDS:-40}" --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" --aa "$aa" --workloads "${WORKLOADS:-all-hit,all-miss}" \
   --markdown "$root/.run/metrics-overhead/switch.md" --json "$root/.run/metrics-overhead/switch.json"
 status=$?
 stop_local_clusters

@@ -16,11 +16,17 @@ public sealed class SiloMetrics
     private static readonly string[] ModelLabels = ["model", "version"];
 
     /// <param name="recordRequests">The starting state of <see cref="Recording"/> (<c>Metrics:Enabled</c>).</param>
-    public SiloMetrics(CollectorRegistry registry, bool recordRequests = true)
+    /// <param name="exemplars">Whether observations made inside a traced span carry its ids as an exemplar: only worth it when traces are exported.</param>
+    public SiloMetrics(CollectorRegistry registry, bool recordRequests = true, bool exemplars = true)
     {
         Registry = registry;
         Recording = new RecordingSwitch { On = recordRequests };
         var f = Prometheus.Metrics.WithCustomRegistry(registry);
+        if (!exemplars)
+        {
+            f.ExemplarBehavior = ExemplarBehavior.NoExemplars();
+        }
+
         Predictions = f.CreateCounter("predictions_total", "Predictions answered by this silo's grains, by outcome: success (model ran), cache_hit, error.", "status");
         PredictionSuccess = new SwitchedCounter(Predictions.WithLabels("success"), Recording);
         PredictionCacheHit = new SwitchedCounter(Predictions.WithLabels("cache_hit"), Recording);

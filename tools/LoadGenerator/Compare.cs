@@ -75,7 +75,8 @@ public static class Compare
         RunAsync(http, new Arm(gatewayA), new Arm(gatewayB), rounds, requests, concurrency, cpuFrom: null);
 
     /// <param name="cpuFrom">The /metrics URLs whose <c>process_cpu_seconds_total</c> make up a request's CPU cost (one cluster's gateway and silo); null: not measured.</param>
-    public static async Task<List<ComparisonResult>> RunAsync(HttpClient http, Arm a, Arm b, int rounds, int requests, int concurrency, string[]? cpuFrom)
+    /// <param name="workloads">The workloads to run (all-hit, all-miss); null: both.</param>
+    public static async Task<List<ComparisonResult>> RunAsync(HttpClient http, Arm a, Arm b, int rounds, int requests, int concurrency, string[]? cpuFrom, string[]? workloads = null)
     {
         var seed = Random.Shared.Next(1 << 20) * 4096;
         var hot = Enumerable.Range(0, 64).Select(i => Soak.Image(seed + i)).ToArray();
@@ -85,7 +86,7 @@ public static class Compare
         }
 
         var results = new List<ComparisonResult>();
-        foreach (var (name, count, image) in Workloads(seed, hot, requests))
+        foreach (var (name, count, image) in Workloads(seed, hot, requests).Where(w => workloads is null || workloads.Contains(w.Name)))
         {
             var (throughput, cpu) = (new[] { new double[rounds], new double[rounds] }, new[] { new double[rounds], new double[rounds] });
             // Round -1 is a pair of the same length that is not kept: the first rounds after warm-up, or after

@@ -43,7 +43,7 @@ if (args.Length > 0 && args[0] == "compare" && arguments.ContainsKey("gateway-a"
 if (args.Length > 0 && args[0] == "switch" && arguments.ContainsKey("gateway") && arguments.ContainsKey("settings") && arguments.ContainsKey("metrics"))
 {
     // Usage: Classifier.LoadGenerator switch --gateway URL --metrics GATEWAY_METRICS_URL,SILO_METRICS_URL --settings FILE[,FILE...]
-    //        [--rounds 40] [--requests 3000] [--concurrency 8] [--aa true] [--markdown switch.md] [--json switch.json]
+    //        [--rounds 40] [--requests 3000] [--concurrency 8] [--workloads all-hit,all-miss] [--aa true] [--markdown switch.md] [--json switch.json]
     // Metrics on and off in the same running cluster: between rounds, Metrics:Enabled is rewritten in the settings
     // files the silo and gateway watch, and each round waits until both follow. --aa true keeps it on in both arms.
     using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
@@ -53,7 +53,8 @@ if (args.Length > 0 && args[0] == "switch" && arguments.ContainsKey("gateway") &
     var aa = Arg("aa", "false") == "true";
     var (labelA, labelB) = aa ? ("metrics on", "metrics on (again)") : ("metrics on", "metrics off");
     var compared = await Compare.RunAsync(client, new Arm(gateway, () => live.SetAsync(true)), new Arm(gateway, () => live.SetAsync(aa)),
-        int.Parse(Arg("rounds", "40"), CultureInfo.InvariantCulture), int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), concurrency, metricsUrls);
+        int.Parse(Arg("rounds", "40"), CultureInfo.InvariantCulture), int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), concurrency, metricsUrls,
+        Arg("workloads", "all-hit,all-miss").Split(',', StringSplitOptions.RemoveEmptyEntries));
     await live.SetAsync(true);
     var title = $"{DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, {concurrency} clients, one cluster switched live: {labelA} vs {labelB}";
     var markdown = Compare.Markdown(compared, title, labelA, labelB);
@@ -91,7 +92,7 @@ if (args.Length == 0 || args[0] != "soak" || !arguments.ContainsKey("gateway"))
 {
     Console.Error.WriteLine("usage: Classifier.LoadGenerator bench --gateway URL --models DIR [--requests 3000] [--concurrency 8] [--json F] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator compare --gateway-a URL --gateway-b URL [--label-a A] [--label-b B] [--rounds 7] [--requests 3000] [--concurrency 8] [--markdown F]");
-    Console.Error.WriteLine("       Classifier.LoadGenerator switch --gateway URL --metrics GATEWAY_METRICS_URL,SILO_METRICS_URL --settings FILE[,FILE...] [--rounds 40] [--requests 3000] [--concurrency 8] [--aa true] [--markdown F] [--json F]");
+    Console.Error.WriteLine("       Classifier.LoadGenerator switch --gateway URL --metrics GATEWAY_METRICS_URL,SILO_METRICS_URL --settings FILE[,FILE...] [--rounds 40] [--requests 3000] [--concurrency 8] [--workloads all-hit,all-miss] [--aa true] [--markdown F] [--json F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator measure --gateway URL [--requests 3000] [--concurrency 8]");
     Console.Error.WriteLine("       Classifier.LoadGenerator tune --models DIR --model NAME [--images 200] [--rounds 5] [--device cpu|cuda] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator soak --gateway URL --silo-metrics URL[,URL...] [--requests 20000] [--concurrency 8] [--unique 2000] [--bad-share 0.05] [--max-growth-mib 100]");

@@ -53,6 +53,30 @@ public sealed partial class ExpositionHygieneTests(ProcessClusterFixture cluster
         Assert.Contains("endpoint=\"unmatched\"", gateway, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task WithTracingOffNoExemplarNamesATraceThatWasNeverExported()
+    {
+        // A caller's trace context makes ASP.NET Core start an Activity with that trace id, traced or not.
+        var traceId = System.Diagnostics.ActivityTraceId.CreateRandom().ToHexString();
+        using (var request = new HttpRequestMessage(HttpMethod.Post, cluster.GatewayUrl + "/predict") { Content = Raw(TextImages.Render("exemplar-free"), "image/png") })
+        {
+            request.Headers.Add("traceparent", $"00-{traceId}-{System.Diagnostics.ActivitySpanId.CreateRandom().ToHexString()}-01");
+            using var response = await cluster.Http.SendAsync(request);
+            Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        }
+
+        foreach (var url in new[] { cluster.GatewayUrl + "/metrics", cluster.SiloUrl + "/metrics" })
+        {
+            using var scrape = new HttpRequestMessage(HttpMethod.Get, url);
+            scrape.Headers.Accept.Add(new System.Net.Http.Headers.MediaTypeWithQualityHeaderValue("application/openmetrics-text"));
+            using var response = await cluster.Http.SendAsync(scrape);
+            var text = await response.Content.ReadAsStringAsync();
+
+            Assert.Contains("# EOF", text, StringComparison.Ordinal); // OpenMetrics, where exemplars would appear
+            Assert.DoesNotContain("trace_id=", text, StringComparison.Ordinal);
+        }
+    }
+
     [GeneratedRegex(@"([a-zA-Z_][a-zA-Z0-9_]*)=""([^""]*)""")]
     private static partial Regex LabelPair();
 
