@@ -58,7 +58,6 @@ public static class GatewayExtensions
         }
 
         builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName);
-        builder.Services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.SectionName);
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ClusterView>();
@@ -69,9 +68,7 @@ public static class GatewayExtensions
 
     public static WebApplication UseGatewayPipeline(this WebApplication app)
     {
-        var recording = app.Services.GetRequiredService<IOptionsMonitor<MetricsOptions>>();
-        GatewayMetrics.Recording.On = recording.CurrentValue.Enabled;
-        recording.OnChange(o => GatewayMetrics.Recording.On = o.Enabled); // settings files reload: no restart to switch
+        GatewayMetrics.Recording.Follow(app.Configuration, app.Logger);
         app.UseMiddleware<HttpMetricsMiddleware>();
 
         app.UseExceptionHandler(new ExceptionHandlerOptions

@@ -1,7 +1,6 @@
 using Classifier.Gateway;
 using Classifier.Gateway.Api;
 using Classifier.ServiceDefaults;
-using Microsoft.Extensions.Options;
 
 try
 {
@@ -19,8 +18,8 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (Exception e) when (e.FindInner<OptionsValidationException>() is { } invalid)
+catch (Exception e) when (e.ConfigurationError() is { } invalid)
 {
-    await Console.Error.WriteLineAsync($"error: invalid configuration: {string.Join(" ", invalid.Failures)}");
+    await Console.Error.WriteLineAsync($"error: invalid configuration: {invalid}");
     return 2;
 }

@@ -5,8 +5,10 @@ using Classifier.Grains.Cluster;
 using Classifier.Grains.Inference;
 using Classifier.Grains.Interfaces;
 using Classifier.Grains.Telemetry;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime;
 
@@ -26,7 +28,6 @@ public static class SiloBuilderExtensions
         services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<CacheOptions>().BindConfiguration(CacheOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<ImageOptions>().BindConfiguration(ImageOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.SectionName);
         services.AddOptions<ClusterStatsOptions>().BindConfiguration(ClusterStatsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IValidateOptions<ImageOptions>, ImageOptionsValidator>();
 
@@ -34,10 +35,8 @@ public static class SiloBuilderExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp =>
         {
-            var recording = sp.GetRequiredService<IOptionsMonitor<MetricsOptions>>();
-            var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>(), recording.CurrentValue.Enabled,
-                exemplars: sp.GetRequiredService<IOptions<TracingOptions>>().Value.Enabled);
-            recording.OnChange(o => metrics.Recording.On = o.Enabled); // settings files reload: no restart to switch
+            var metrics = new SiloMetrics(sp.GetRequiredService<Prometheus.CollectorRegistry>(), exemplars: sp.GetRequiredService<IOptions<TracingOptions>>().Value.Enabled);
+            metrics.Recording.Follow(sp.GetRequiredService<IConfiguration>(), sp.GetRequiredService<ILogger<SiloMetrics>>());
             var (version, build) = BuildInfo.Of(Assembly.GetExecutingAssembly());
             var orleans = BuildInfo.VersionOf(typeof(Grain).Assembly);
             var onnxRuntime = BuildInfo.VersionOf(typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly);

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace Classifier.ServiceDefaults;
 
 /// <summary>Finds the cause a person can act on inside the exceptions a failed host start wraps.</summary>
@@ -15,4 +17,13 @@ public static class ExceptionExtensions
             _ => null,
         };
     }
+
+    /// <summary>
+    /// What is wrong with the settings when that is why <paramref name="e"/> happened: a failed validation, or a
+    /// value the configuration binder could not convert (a mistyped number, or true/false). Null otherwise.
+    /// </summary>
+    public static string? ConfigurationError(this Exception e) =>
+        e.FindInner<OptionsValidationException>() is { } invalid ? string.Join(" ", invalid.Failures)
+        : e.FindInner<InvalidOperationException>() is { Message: var message } && message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal) ? message
+        : null;
 }

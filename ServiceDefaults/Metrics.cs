@@ -1,3 +1,6 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
 using Prometheus;
 
 namespace Classifier.ServiceDefaults;
@@ -16,6 +19,30 @@ public sealed class RecordingSwitch
         get => _on;
         set => _on = value;
     }
+
+    /// <summary>
+    /// Takes <c>Metrics:Enabled</c> from <paramref name="configuration"/> now, and again whenever a settings file
+    /// changes. A value that is not true or false stops start-up (the binder's error names the setting); on a
+    /// reload it is logged and the switch stays as it was, so a slip in a file cannot take a running process down.
+    /// </summary>
+    public void Follow(IConfiguration configuration, ILogger logger)
+    {
+        On = Read(configuration);
+        ChangeToken.OnChange(configuration.GetReloadToken, () =>
+        {
+            try
+            {
+                On = Read(configuration);
+            }
+            catch (InvalidOperationException e)
+            {
+                logger.LogWarning("{Setting} was not changed (still {Enabled}): {Reason}", $"{MetricsOptions.SectionName}:{nameof(MetricsOptions.Enabled)}", On, e.Message);
+            }
+        });
+    }
+
+    private static bool Read(IConfiguration configuration) =>
+        configuration.GetSection(MetricsOptions.SectionName).Get<MetricsOptions>()?.Enabled ?? true;
 }
 
 /// <summary>A counter child that records only while its <see cref="RecordingSwitch"/> is on.</summary>

@@ -20,9 +20,9 @@ catch (Exception e) when (e.FindInner<ModelConfigException>() is { } config)
     await Console.Error.WriteLineAsync($"error: {config.Message}");
     return 2;
 }
-catch (Exception e) when (e.FindInner<Microsoft.Extensions.Options.OptionsValidationException>() is { } invalid)
+catch (Exception e) when (e.ConfigurationError() is { } invalid)
 {
-    await Console.Error.WriteLineAsync($"error: invalid configuration: {string.Join(" ", invalid.Failures)}");
+    await Console.Error.WriteLineAsync($"error: invalid configuration: {invalid}");
     return 2;
 }
 catch (Exception e) when (e.FindInner<System.Net.Sockets.SocketException>() is { SocketErrorCode: System.Net.Sockets.SocketError.AddressAlreadyInUse } socket)

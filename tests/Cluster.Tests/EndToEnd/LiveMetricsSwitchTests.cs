@@ -63,6 +63,22 @@ public sealed class LiveMetricsSwitchTests
             var off1 = await PredictAndCountAsync(4);
             var off2 = await PredictAndCountAsync(5);
             Assert.Equal(off1, off2);
+
+            // A slip in a file while running: logged, the switch stays as it was, nothing stops.
+            foreach (var file in files)
+            {
+                await File.WriteAllTextAsync(file, """{"Metrics": {"Enabled": "maybe"}}""", TestContext.Current.CancellationToken);
+            }
+
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while (DateTime.UtcNow < deadline && !new[] { silo, gateway }.All(p => p.Output.Contains("Metrics:Enabled was not changed (still False)", StringComparison.Ordinal)))
+            {
+                await Task.Delay(200, TestContext.Current.CancellationToken);
+            }
+
+            // The JSON console log escapes quotes, so the binder's reason is matched up to its first one.
+            Assert.All(new[] { silo, gateway }, p => Assert.Contains("Metrics:Enabled was not changed (still False): Failed to convert configuration value", p.Output, StringComparison.Ordinal));
+            Assert.Equal(off2, await PredictAndCountAsync(6));
             Assert.False(silo.HasExited || gateway.HasExited, silo.Output + gateway.Output);
         }
         finally
@@ -77,4 +93,16 @@ public sealed class LiveMetricsSwitchTests
     }
 
     private static string SettingsFile(string dll, string environment) => Path.Combine(Path.GetDirectoryName(dll)!, $"appsettings.{environment}.json");
+
+    [Fact]
+    public async Task AMistypedMetricsEnabledStopsStartUpNamingTheSetting()
+    {
+        await using var gateway = ClusterProcess.StartGateway("gateway-bad-setting", ClusterProcess.FreePort(), [ClusterProcess.FreePort()], "bad-setting", "--Metrics:Enabled", "maybe");
+
+        var code = await gateway.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, code);
+        Assert.Contains("error: invalid configuration: Failed to convert configuration value 'maybe' at 'Metrics:Enabled' to type 'System.Boolean'.", gateway.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", gateway.Output, StringComparison.Ordinal); // no stack trace
+    }
 }
