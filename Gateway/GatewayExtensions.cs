@@ -12,6 +12,15 @@ using Prometheus;
 
 namespace Classifier.Gateway;
 
+/// <summary>Checks settings that depend on each other, naming the one to change.</summary>
+internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
+{
+    public ValidateOptionsResult Validate(string? name, GatewayOptions options) =>
+        options.MaxUploadBytesInFlight < 2 * options.MaxImageBytes
+            ? ValidateOptionsResult.Fail($"Gateway:MaxUploadBytesInFlight ({options.MaxUploadBytesInFlight}) must be at least twice Gateway:MaxImageBytes ({options.MaxImageBytes}): an image holds twice its size while it is sent to a silo, so a largest image could never be accepted.")
+            : ValidateOptionsResult.Success;
+}
+
 /// <summary>Wires the gateway: the Orleans client, routing services, problem details and metrics.</summary>
 public static class GatewayExtensions
 {
@@ -35,8 +44,20 @@ public static class GatewayExtensions
                 client.UseLocalhostClustering(cluster.EffectiveGatewayPorts, cluster.ServiceId, cluster.ClusterId);
             }
 
+            if (cluster.Tls.Enabled)
+            {
+                var (certificate, authorities) = cluster.Tls.Load();
+                client.UseTls(certificate, tls => cluster.Tls.Configure(tls, authorities));
+            }
+
             client.AddActivityPropagation(); // the trace continues into the grain call
-            client.Configure<Orleans.Configuration.ClientMessagingOptions>(o => o.ResponseTimeout = gateway.CallTimeout);
+            client.Configure<Orleans.Configuration.ClientMessagingOptions>(o =>
+            {
+                o.ResponseTimeout = gateway.CallTimeout;
+
+                // A call that times out also stops its work on the silo (its decode, its place in line).
+                o.CancelRequestOnTimeout = true;
+            });
 
             // Keep trying to reach the cluster: the gateway starts (and answers /healthz) before any silo.
             client.UseConnectionRetryFilter(async (_, cancellationToken) =>
@@ -48,7 +69,19 @@ public static class GatewayExtensions
 
         // Start Kestrel while the Orleans client is still connecting, so probes answer meanwhile.
         builder.Services.Configure<HostOptions>(o => o.ServicesStartConcurrently = true);
-        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = Math.Max(gateway.MaxBatchBytes, gateway.MaxImageBytes));
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            // Set on purpose (README, Security: slow clients): Kestrel's defaults let a client that sends 240 bytes
+            // a second keep a connection, with no bound on how many, and a body arrive over hours.
+            k.Limits.MaxRequestBodySize = Math.Max(gateway.MaxBatchBytes, gateway.MaxImageBytes);
+            k.Limits.MinRequestBodyDataRate = gateway.MinBodyBytesPerSecond > 0
+                ? new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(gateway.MinBodyBytesPerSecond, TimeSpan.FromSeconds(5))
+                : null;
+            k.Limits.MaxConcurrentConnections = gateway.MaxConnections;
+            k.Limits.MaxConcurrentUpgradedConnections = 0;
+            k.Limits.RequestHeadersTimeout = gateway.HeadersTimeout;
+            k.Limits.KeepAliveTimeout = gateway.KeepAliveTimeout;
+        });
 
         if (gateway.ManagementPort is { } managementPort)
         {
@@ -63,6 +96,8 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ClusterView>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterView>());
         builder.Services.AddSingleton<PredictionRouter>();
+        builder.Services.AddSingleton(sp => new UploadBudget(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.MaxUploadBytesInFlight));
+        builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         return builder;
     }
 
@@ -76,6 +111,9 @@ public static class GatewayExtensions
             StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
         });
         app.UseStatusCodePages();
+
+        // Routing first, so the port check below sees which endpoint a path reached, however it was spelled.
+        app.UseRouting();
         if (app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.ManagementPort is { } managementPort)
         {
             app.UseMiddleware<ManagementPortMiddleware>(managementPort);
@@ -88,7 +126,7 @@ public static class GatewayExtensions
     {
         var (version, build) = BuildInfo.Of(Assembly.GetExecutingAssembly());
         GatewayMetrics.AppInfo.WithLabels(version, build, "gateway", BuildInfo.VersionOf(typeof(IClusterClient).Assembly), "none").Set(1);
-        app.MapMetrics();
+        app.MapMetrics().WithMetadata(ManagementEndpoint.Instance);
         return app;
     }
 }

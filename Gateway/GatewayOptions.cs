@@ -12,13 +12,6 @@ public sealed class GatewayOptions
     [Required]
     public string DefaultModel { get; set; } = "text-orientation";
 
-    /// <summary>
-    /// Grains per model version. An image goes to shard hash mod this, so it bounds how finely load
-    /// spreads: make it a few times the largest expected silo count. Changing it re-homes cached images.
-    /// </summary>
-    [Range(1, 65536)]
-    public int ShardCount { get; set; } = 32;
-
     /// <summary>Largest image accepted, in bytes (413 above).</summary>
     [Range(1, 1L << 30)]
     public long MaxImageBytes { get; set; } = 10 * 1024 * 1024;
@@ -51,6 +44,38 @@ public sealed class GatewayOptions
     /// </summary>
     [Range(1, 65535)]
     public int? ManagementPort { get; set; }
+
+    /// <summary>
+    /// Upload bytes this gateway may hold at once, over all requests, in bytes: an image holds its size while it
+    /// arrives and twice its size while it is handed to a silo (the array and Orleans' serialized copy). Beyond it
+    /// uploads are refused with 503 and <c>Retry-After</c>, never buffered. Default 160 MiB: with the gateway's own
+    /// ~100 MB it fits the manifests' 512 MiB limit. Must be at least twice <see cref="MaxImageBytes"/>.
+    /// </summary>
+    [Range(1024 * 1024, 1L << 40)]
+    public long MaxUploadBytesInFlight { get; set; } = 160L * 1024 * 1024;
+
+    /// <summary>
+    /// Longest a request body may take to arrive (408 after it), whatever its rate: with Kestrel's minimum data rate
+    /// alone a slow client may hold a connection for hours. A 10 MiB image needs 1.4 Mbit/s to make the default.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan BodyTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Slowest a request body may arrive, in bytes a second after a 5 s grace period (Kestrel's default is 240).</summary>
+    [Range(0, 1 << 30)]
+    public int MinBodyBytesPerSecond { get; set; } = 4096;
+
+    /// <summary>Most connections Kestrel keeps open at once; further ones are refused. Each costs buffers even while idle.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxConnections { get; set; } = 1000;
+
+    /// <summary>Longest Kestrel waits for a request's headers (Kestrel's default is 30 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    public TimeSpan HeadersTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long an idle keep-alive connection stays open (Kestrel's default is 130 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>How often the gateway refreshes its view of models and silos.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]

@@ -4,9 +4,9 @@ namespace Classifier.Grains.Interfaces;
 [Alias("classifier.IModelGrain")]
 public interface IModelGrain : IGrainWithStringKey
 {
-    /// <summary>Classifies one image, from this shard's cache when it has seen the bytes before.</summary>
+    /// <summary>Classifies one image, from this shard's cache when it has seen the bytes before; a cancelled call gives up its decode and its place in line.</summary>
     [Alias("Predict")]
-    Task<PredictionReply> PredictAsync(PredictionRequest request);
+    Task<PredictionReply> PredictAsync(PredictionRequest request, CancellationToken cancellationToken = default);
 
     /// <summary>This grain's cache statistics.</summary>
     [Alias("GetCacheStatistics")]
@@ -22,14 +22,22 @@ public static class ModelGrainKey
 {
     public static string Format(string model, string version, int shard) => $"{model}/{version}/{shard}";
 
-    public static (string Model, string Version, int Shard) Parse(string key)
+    public static (string Model, string Version, int Shard) Parse(string key) =>
+        TryParse(key, out var parsed) ? parsed : throw new ArgumentException($"ModelGrain key '{key}' is not of the form model/version/shard.", nameof(key));
+
+    /// <summary>Parses a key whose shard is a plain non-negative decimal number (no sign, spaces or leading zeros).</summary>
+    public static bool TryParse(string key, out (string Model, string Version, int Shard) parsed)
     {
+        parsed = default;
         var parts = key.Split('/');
-        if (parts.Length != 3 || !int.TryParse(parts[2], out var shard))
+        if (parts.Length != 3 || parts[0].Length == 0 || parts[1].Length == 0
+            || !int.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var shard)
+            || parts[2] != shard.ToString(System.Globalization.CultureInfo.InvariantCulture))
         {
-            throw new ArgumentException($"ModelGrain key '{key}' is not of the form model/version/shard.", nameof(key));
+            return false;
         }
 
-        return (parts[0], parts[1], shard);
+        parsed = (parts[0], parts[1], shard);
+        return true;
     }
 }

@@ -1,3 +1,6 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+
 namespace Classifier.Grains.Interfaces;
 
 /// <summary>First 128 bits of the SHA-256 of an image's bytes: the cache key and the routing key.</summary>
@@ -8,6 +11,14 @@ namespace Classifier.Grains.Interfaces;
 [GenerateSerializer, Immutable, Alias("classifier.ImageHash")]
 public readonly record struct ImageHash([property: Id(0)] ulong High, [property: Id(1)] ulong Low)
 {
+    /// <summary>The hash of <paramref name="image"/>: the gateway routes by it, and the grain that gets the image computes it again for its cache.</summary>
+    public static ImageHash Of(ReadOnlySpan<byte> image)
+    {
+        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(image, digest);
+        return new ImageHash(BinaryPrimitives.ReadUInt64BigEndian(digest), BinaryPrimitives.ReadUInt64BigEndian(digest[8..]));
+    }
+
     /// <summary>The shard (0 to <paramref name="shardCount"/> - 1) that owns this image.</summary>
     public int ShardOf(int shardCount) => (int)(Low % (ulong)shardCount);
 

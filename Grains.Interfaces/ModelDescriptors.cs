@@ -34,7 +34,7 @@ public sealed record ModelVersionStatus(
     [property: Id(10)] string OutputKind = "classes",
     [property: Id(11)] int OutputLength = 0);
 
-/// <summary>What one silo reports to the cluster: its models, its grains' cache statistics and how many ModelGrains it hosts.</summary>
+/// <summary>What one silo reports to the cluster: its models, its grains' cache statistics, how many ModelGrains it hosts and how many shards it accepts per model version.</summary>
 [GenerateSerializer, Immutable, Alias("classifier.SiloReport")]
 public sealed record SiloReport(
     [property: Id(0)] string Silo,
@@ -42,7 +42,8 @@ public sealed record SiloReport(
     [property: Id(2)] CacheStatistics Cache,
     [property: Id(3)] DateTime ReportedAtUtc,
     [property: Id(4)] SiloAddress? Address = null,
-    [property: Id(5)] int ModelGrains = 0);
+    [property: Id(5)] int ModelGrains = 0,
+    [property: Id(6)] int ShardCount = 0);
 
 /// <summary>The cluster as the cluster grain last heard of it.</summary>
 [GenerateSerializer, Immutable, Alias("classifier.ClusterSnapshot")]

@@ -2,12 +2,14 @@ namespace Classifier.Grains.Interfaces;
 
 /// <summary>One image to classify, as the bytes the client sent.</summary>
 /// <param name="Image">The encoded image (PNG, JPEG, ...); decoded on the silo, and only on a cache miss.</param>
-/// <param name="Hash">SHA-256 prefix of <paramref name="Image"/>, computed once by the gateway.</param>
 /// <param name="TopK">How many classes to return; 0 means the model's default.</param>
+/// <remarks>
+/// No hash travels with the image: the grain hashes the bytes itself, so a caller cannot file one image's
+/// answer under another image's key (cache poisoning). Id 1 (the hash the gateway once sent) stays retired.
+/// </remarks>
 [GenerateSerializer, Immutable, Alias("classifier.PredictionRequest")]
 public sealed record PredictionRequest(
     [property: Id(0)] byte[] Image,
-    [property: Id(1)] ImageHash Hash,
     [property: Id(2)] int TopK);
 
 /// <summary>One class of a prediction.</summary>
@@ -37,13 +39,25 @@ public enum PredictionErrorKind
 
     /// <summary>A bad request parameter, such as top_k (400).</summary>
     BadParameter = 6,
+
+    /// <summary>The silo is at its decoding limits; the caller should retry after <see cref="PredictionError.RetryAfterSeconds"/> (503).</summary>
+    Overloaded = 7,
+
+    /// <summary>The image is well-formed but too costly to decode: too many JPEG scans, or over the decode time budget (422).</summary>
+    TooComplex = 8,
+
+    /// <summary>The caller cancelled the request (it disconnected or timed out); nobody reads this answer.</summary>
+    Cancelled = 9,
 }
 
 /// <summary>A failed prediction: what went wrong, in words a caller can act on.</summary>
+/// <remarks>The message goes to anonymous HTTP clients: never a path, host name or exception text.</remarks>
+/// <param name="RetryAfterSeconds">For <see cref="PredictionErrorKind.Overloaded"/>: when a retry is likely to be accepted.</param>
 [GenerateSerializer, Immutable, Alias("classifier.PredictionError")]
 public sealed record PredictionError(
     [property: Id(0)] PredictionErrorKind Kind,
-    [property: Id(1)] string Message);
+    [property: Id(1)] string Message,
+    [property: Id(2)] int RetryAfterSeconds = 0);
 
 /// <summary>A successful prediction.</summary>
 /// <param name="Scores">The top-k classes, most probable first; empty for an embedding model.</param>

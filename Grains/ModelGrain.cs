@@ -24,6 +24,7 @@ public sealed class ModelGrain(
     SiloCacheStatistics siloStatistics,
     SiloMetrics siloMetrics,
     IOptions<CacheOptions> cacheOptions,
+    IOptions<ShardingOptions> sharding,
     ILocalSiloDetails silo) : Grain, IModelGrain, IGrainMigrationParticipant
 {
     private const string CacheStateKey = "cache";
@@ -32,18 +33,42 @@ public sealed class ModelGrain(
     private const int EntryOverheadBytes = 112;
 
     private readonly LruCache<ImageHash, float[]> _cache = new(cacheOptions.Value.Capacity, p => EntryOverheadBytes + p.Length * sizeof(float));
-    private readonly Dictionary<ImageHash, Task<InferenceOutcome>> _inFlight = [];
+    private readonly Dictionary<ImageHash, SharedRun> _inFlight = [];
     private ModelRuntime? _runtime;
     private string _model = "";
     private string _version = "";
     private Func<CacheStatistics>? _statistics;
 
+    /// <summary>Why this key is not one this cluster serves; null for a served key.</summary>
+    private PredictionError? _refusal;
+
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        (_model, _version, _) = ModelGrainKey.Parse(this.GetPrimaryKeyString());
-        _runtime = catalog.Find(_model, _version);
+        // Keys come from callers: only the gateway's (model, version, shard below the shard count) may hold state
+        // here. Anything else answers an error and goes away, so made-up keys cannot pile up activations.
+        var key = this.GetPrimaryKeyString();
+        if (!ModelGrainKey.TryParse(key, out var parsed))
+        {
+            _refusal = new(PredictionErrorKind.ModelUnavailable, "This is not a ModelGrain key of the form model/version/shard.");
+        }
+        else if (parsed.Shard >= sharding.Value.ShardCount)
+        {
+            _refusal = new(PredictionErrorKind.ModelUnavailable,
+                $"Shard {parsed.Shard} is outside this silo's {sharding.Value.ShardCount} shards (Cluster:ShardCount); the cluster's shard count is changing, retry shortly.");
+        }
+        else if ((_runtime = catalog.Find(parsed.Model, parsed.Version)) is null)
+        {
+            _refusal = new(PredictionErrorKind.ModelNotFound, $"Model {parsed.Model} version {parsed.Version} is not in this silo's model repository.");
+        }
+
+        if (_refusal is not null)
+        {
+            return Task.CompletedTask; // deactivated after answering: deactivating during activation would reject the call
+        }
+
+        (_model, _version, _) = parsed;
         _statistics = () => _cache.Statistics;
-        siloStatistics.Register(this.GetPrimaryKeyString(), _statistics);
+        siloStatistics.Register(key, _statistics);
         return Task.CompletedTask;
     }
 
@@ -57,12 +82,13 @@ public sealed class ModelGrain(
         return Task.CompletedTask;
     }
 
-    public async Task<PredictionReply> PredictAsync(PredictionRequest request)
+    public async Task<PredictionReply> PredictAsync(PredictionRequest request, CancellationToken cancellationToken = default)
     {
         var runtime = _runtime;
-        if (runtime is null)
+        if (runtime is null || _refusal is not null)
         {
-            return PredictionReply.Fail(PredictionErrorKind.ModelNotFound, $"Model {_model} version {_version} is not in this silo's model repository.");
+            this.DeactivateOnIdle();
+            return new PredictionReply(null, _refusal);
         }
 
         var metrics = runtime.Metrics;
@@ -77,7 +103,9 @@ public sealed class ModelGrain(
             return PredictionReply.Fail(PredictionErrorKind.BadParameter, $"top_k must be between 1 and {runtime.Model.Labels.Length} for model {_model}.");
         }
 
-        if (_cache.TryGet(request.Hash, out var cached))
+        // Hashed here, not taken from the caller: an answer is only ever filed under the hash of the bytes it answers.
+        var hash = ImageHash.Of(request.Image);
+        if (_cache.TryGet(hash, out var cached))
         {
             metrics.CacheHits.Inc();
             siloMetrics.PredictionCacheHit.Inc();
@@ -85,48 +113,75 @@ public sealed class ModelGrain(
         }
 
         // An identical image already being classified by this grain: share its run, as a cache hit.
-        if (_inFlight.TryGetValue(request.Hash, out var running))
+        if (_inFlight.TryGetValue(hash, out var running))
         {
             _cache.CountHit();
             metrics.CacheHits.Inc();
-            var shared = await running;
-            if (shared.Output is { } p)
+            InferenceOutcome shared;
+            using (running.Join(cancellationToken))
             {
-                siloMetrics.PredictionCacheHit.Inc();
-                return PredictionReply.Ok(Answer(runtime, p, k, fromCache: true, 0, 0));
+                try
+                {
+                    shared = await running.Outcome.WaitAsync(cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return PredictionReply.Fail(PredictionErrorKind.Cancelled, "The request was cancelled before its answer was ready.");
+                }
             }
 
-            siloMetrics.PredictionError.Inc();
-            return new PredictionReply(null, shared.Error);
+            return Reply(shared, runtime, k, fromCache: true);
         }
 
         metrics.CacheMisses.Inc();
-        var run = runtime.PredictAsync(request.Image);
-        _inFlight[request.Hash] = run;
+        var run = new SharedRun();
         InferenceOutcome outcome;
-        try
+        using (run.Join(cancellationToken))
         {
-            outcome = await run;
-        }
-        finally
-        {
-            _inFlight.Remove(request.Hash);
+            run.Outcome = runtime.PredictAsync(request.Image, run.Token);
+            _inFlight[hash] = run;
+            try
+            {
+                // Awaited to the end even when this caller leaves: others may have joined, and the run ends at
+                // once by itself when every caller has left.
+                outcome = await run.Outcome;
+            }
+            finally
+            {
+                _inFlight.Remove(hash);
+                run.Dispose();
+            }
         }
 
-        if (outcome.Output is not { } output)
+        if (outcome.Output is { } output)
+        {
+            var evicted = _cache.Set(hash, output);
+            if (evicted > 0)
+            {
+                metrics.CacheEvictions.Inc(evicted);
+            }
+        }
+
+        return Reply(outcome, runtime, k, fromCache: false);
+    }
+
+    private PredictionReply Reply(InferenceOutcome outcome, ModelRuntime runtime, int k, bool fromCache)
+    {
+        if (outcome.Output is { } output)
+        {
+            (fromCache ? siloMetrics.PredictionCacheHit : siloMetrics.PredictionSuccess).Inc();
+            return PredictionReply.Ok(fromCache
+                ? Answer(runtime, output, k, fromCache: true, 0, 0)
+                : Answer(runtime, output, k, fromCache: false, outcome.PreprocessingMs, outcome.InferenceMs));
+        }
+
+        // A caller that left is nobody's error: its (unread) answer is not counted as one.
+        if (outcome.Error?.Kind != PredictionErrorKind.Cancelled)
         {
             siloMetrics.PredictionError.Inc();
-            return new PredictionReply(null, outcome.Error);
         }
 
-        var evicted = _cache.Set(request.Hash, output);
-        if (evicted > 0)
-        {
-            metrics.CacheEvictions.Inc(evicted);
-        }
-
-        siloMetrics.PredictionSuccess.Inc();
-        return PredictionReply.Ok(Answer(runtime, output, k, fromCache: false, outcome.PreprocessingMs, outcome.InferenceMs));
+        return new PredictionReply(null, outcome.Error);
     }
 
     public Task<CacheStatistics> GetCacheStatisticsAsync() => Task.FromResult(_cache.Statistics);
@@ -156,6 +211,73 @@ public sealed class ModelGrain(
             for (var i = 0; i < snapshot.Keys.Length; i++)
             {
                 _cache.Set(snapshot.Keys[i], snapshot.Values[i]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One image's run, shared by every caller that asked for the same image while it ran. The run is cancelled
+    /// when the last of them has left: an abandoned image costs nothing more, a shared one keeps running for
+    /// those still waiting.
+    /// </summary>
+    private sealed class SharedRun : IDisposable
+    {
+        private readonly CancellationTokenSource _cancellation = new();
+        private int _waiting;
+
+        public Task<InferenceOutcome> Outcome { get; set; } = null!;
+
+        public CancellationToken Token => _cancellation.Token;
+
+        /// <summary>Counts a caller in; its token leaving counts it out. Dispose the answer once the caller has its outcome.</summary>
+        public IDisposable Join(CancellationToken caller)
+        {
+            Interlocked.Increment(ref _waiting);
+            return new Member(this, caller);
+        }
+
+        private void Leave()
+        {
+            if (Interlocked.Decrement(ref _waiting) == 0)
+            {
+                try
+                {
+                    _cancellation.Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The run ended meanwhile.
+                }
+            }
+        }
+
+        public void Dispose() => _cancellation.Dispose();
+
+        private sealed class Member : IDisposable
+        {
+            private readonly SharedRun _run;
+            private readonly CancellationTokenRegistration _registration;
+            private int _left;
+
+            public Member(SharedRun run, CancellationToken caller)
+            {
+                _run = run;
+                _registration = caller.UnsafeRegister(static state => ((Member)state!).LeaveOnce(), this);
+            }
+
+            private void LeaveOnce()
+            {
+                if (Interlocked.Exchange(ref _left, 1) == 0)
+                {
+                    _run.Leave();
+                }
+            }
+
+            /// <summary>A caller that got its outcome stops listening; it no longer counts towards cancelling the run.</summary>
+            public void Dispose()
+            {
+                _registration.Dispose();
+                Interlocked.Exchange(ref _left, 1);
             }
         }
     }

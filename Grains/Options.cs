@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Classifier.Grains.Inference;
 using Microsoft.Extensions.Options;
 
 namespace Classifier.Grains;
@@ -80,9 +81,58 @@ public sealed class ImageOptions
     [Range(1, 65535)]
     public int MaxHeight { get; set; } = 10_000;
 
-    /// <summary>Largest width x height accepted: bounds decode memory at 4 bytes a pixel (40 MP = 160 MB).</summary>
+    /// <summary>Largest width x height accepted, read from the header before decoding (40 MP decodes in 160 to 400 MB, by format).</summary>
     [Range(1, 1_000_000_000)]
     public long MaxPixels { get; set; } = 40_000_000;
+
+    /// <summary>
+    /// Most scans a JPEG may have (libjpeg-turbo's limit; encoders write about 10). Each progressive scan walks
+    /// the whole frame again, so the decode time of a JPEG is its pixels times its scans.
+    /// </summary>
+    [Range(1, 1000)]
+    public int MaxJpegScans { get; set; } = EncodedImageGuard.DefaultMaxJpegScans;
+
+    /// <summary>
+    /// Memory that decodes in progress on this silo may hold together, in bytes, estimated per image from its
+    /// header (bytes per pixel by format, measured: README, Security). An image whose estimate alone exceeds it
+    /// is refused (413); otherwise it waits for room. Default 384 MiB: with the silo's own ~300 MB it fits the
+    /// manifests' 1 GiB limit.
+    /// </summary>
+    [Range(16L * 1024 * 1024, 64L * 1024 * 1024 * 1024)]
+    public long DecodeMemoryBytes { get; set; } = 384L * 1024 * 1024;
+
+    /// <summary>Decodes that may run at once on this silo; 0: the cores this process may use. More only queue for CPU while holding memory.</summary>
+    [Range(0, 1024)]
+    public int MaxConcurrentDecodes { get; set; }
+
+    /// <summary>Longest an image waits for decode room before it is refused with 503 and <c>Retry-After</c>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan DecodeQueueTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Longest one decode (decode, orientation, resize) may run before it is abandoned and refused with 422. A 40 MP
+    /// progressive JPEG took about 1.5 s here on an idle core.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:01:00")]
+    public TimeSpan DecodeTimeout { get; set; } = TimeSpan.FromSeconds(4);
+
+    /// <summary>The decode concurrency in effect: <see cref="MaxConcurrentDecodes"/>, or the usable cores.</summary>
+    public int EffectiveMaxConcurrentDecodes => MaxConcurrentDecodes > 0 ? MaxConcurrentDecodes : Environment.ProcessorCount;
+}
+
+/// <summary>How a silo accepts ModelGrain keys (section <c>Cluster</c>, shared with the silo host's settings).</summary>
+public sealed class ShardingOptions
+{
+    public const string SectionName = "Cluster";
+
+    /// <summary>
+    /// Grains per model version; keys with a shard outside 0 .. ShardCount - 1 are refused. Gateways learn it from
+    /// the silos (the smallest any silo reports), so set it on silos only, the same on every one. An image goes
+    /// to shard hash mod this, so it bounds how finely load spreads: a few times the largest expected silo count.
+    /// Changing it re-homes cached images.
+    /// </summary>
+    [Range(1, 65536)]
+    public int ShardCount { get; set; } = 32;
 }
 
 /// <summary>How silos share cache statistics and model status.</summary>

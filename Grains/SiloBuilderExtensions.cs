@@ -28,6 +28,7 @@ public static class SiloBuilderExtensions
         services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<CacheOptions>().BindConfiguration(CacheOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<ImageOptions>().BindConfiguration(ImageOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ShardingOptions>().BindConfiguration(ShardingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<ClusterStatsOptions>().BindConfiguration(ClusterStatsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IValidateOptions<ImageOptions>, ImageOptionsValidator>();
 

@@ -27,6 +27,9 @@ public abstract class ClusterMembershipSettings
     /// <summary>StackExchange.Redis connection string for <c>redis</c> clustering, e.g. <c>redis:6379</c>.</summary>
     public string? RedisConnectionString { get; set; }
 
+    /// <summary>Mutual TLS on the Orleans connections (<c>Cluster:Tls:*</c>); silos and gateways must agree.</summary>
+    public ClusterTlsSettings Tls { get; set; } = new();
+
     /// <summary>The Redis connection string, or a validation failure that says which setting to give.</summary>
     public string RequireRedisConnectionString() => string.IsNullOrWhiteSpace(RedisConnectionString)
         ? throw new OptionsValidationException(SectionName, GetType(),

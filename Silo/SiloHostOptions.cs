@@ -37,6 +37,13 @@ public sealed class SiloHostOptions : ClusterMembershipSettings
     [Range(typeof(TimeSpan), "00:00:00", "00:05:00")]
     public TimeSpan DrainDelay { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Largest Orleans message this silo accepts, in bytes (a larger one closes its connection). Keep it above
+    /// Gateway:MaxImageBytes plus 1 MiB; default 32 MiB.
+    /// </summary>
+    [Range(1024 * 1024, int.MaxValue)]
+    public int MaxMessageBytes { get; set; } = 32 * 1024 * 1024;
+
     /// <summary>Name shown in answers and logs; defaults to POD_NAME, else <c>silo-{SiloPort}</c>.</summary>
     public string? SiloName { get; set; }
 

@@ -61,6 +61,15 @@ public static class SiloHostingExtensions
             silo.Configure<SiloOptions>(o => o.SiloName = options.SiloName
                 ?? Environment.GetEnvironmentVariable("POD_NAME")
                 ?? $"silo-{options.SiloPort}");
+            if (options.Tls.Enabled)
+            {
+                var (certificate, authorities) = options.Tls.Load();
+                silo.UseTls(certificate, tls => options.Tls.Configure(tls, authorities));
+            }
+
+            // A message is one image (Gateway:MaxImageBytes) or a migrating cache; Orleans' default of 100 MB per
+            // message lets any peer make the silo allocate that much for one request.
+            silo.Configure<SiloMessagingOptions>(o => o.MaxMessageBodySize = options.MaxMessageBytes);
             silo.AddActivityPropagation();
             silo.AddClassifierGrains();
         });

@@ -18,8 +18,8 @@ public static class HealthApi
 {
     public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/healthz", () => TypedResults.Ok(new HealthStatus("live"))).WithTags("Health");
-        routes.MapGet("/readyz", Ready).WithTags("Health");
+        routes.MapGet("/healthz", () => TypedResults.Ok(new HealthStatus("live"))).WithTags("Health").WithMetadata(ManagementEndpoint.Instance);
+        routes.MapGet("/readyz", Ready).WithTags("Health").WithMetadata(ManagementEndpoint.Instance);
         return routes;
     }
 
@@ -27,11 +27,11 @@ public static class HealthApi
     /// Ready when the default model is served by some silo. A model that failed everywhere does not
     /// make the gateway unready (the others still serve) but is listed, with the reason.
     /// </summary>
-    public static Results<Ok<ReadinessStatus>, ProblemHttpResult> Ready(ClusterView cluster)
+    public static Results<Ok<ReadinessStatus>, ProblemHttpResult> Ready(ClusterView cluster, HttpResponse response)
     {
         if (!cluster.IsReady(out var reason))
         {
-            return Problems.Of(StatusCodes.Status503ServiceUnavailable, reason);
+            return Problems.Unavailable(response, reason);
         }
 
         var unavailable = (cluster.Snapshot?.Silos ?? [])

@@ -1,4 +1,3 @@
-using System.Buffers;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
@@ -11,18 +10,18 @@ public sealed record Upload(string? FileName, byte[]? Bytes, int Status = 200, s
     public static Upload Fail(int status, string problem, string? fileName = null) => new(fileName, null, status, problem);
 }
 
-/// <summary>Reads images from request bodies without buffering more than the configured limits.</summary>
+/// <summary>Reads images from request bodies without buffering more than the configured limits (the framing; <see cref="UploadReader"/> holds the bytes).</summary>
 public static class ImageUploads
 {
     private const string FieldName = "image";
 
     /// <summary>Reads the single image of <c>POST /predict</c>: a raw <c>image/*</c> body, or the <c>image</c> field of a multipart form.</summary>
-    public static async Task<Upload> ReadSingleAsync(HttpRequest request, long maxBytes, CancellationToken cancellationToken)
+    public static async Task<Upload> ReadSingleAsync(HttpRequest request, long maxBytes, UploadReader reader)
     {
         SetBodyLimit(request, maxBytes + 64 * 1024); // room for multipart framing around one image
         if (IsMultipart(request, out var boundary, out var problem))
         {
-            var found = await ReadPartsAsync(request, boundary, maxBytes, maxParts: 1, onlyField: FieldName, cancellationToken);
+            var found = await ReadPartsAsync(request, boundary, maxBytes, maxParts: 1, onlyField: FieldName, reader);
             if (found.Problem is not null)
             {
                 return found.Problem;
@@ -41,7 +40,7 @@ public static class ImageUploads
         if (!IsImageType(request.ContentType))
         {
             return Upload.Fail(StatusCodes.Status415UnsupportedMediaType,
-                $"Content-Type '{request.ContentType ?? "(none)"}' is not accepted; send the image as the raw body with an image/* type (e.g. image/png), or as multipart/form-data with an '{FieldName}' field.");
+                $"Content-Type '{Echo.Of(request.ContentType ?? "(none)")}' is not accepted; send the image as the raw body with an image/* type (e.g. image/png), or as multipart/form-data with an '{FieldName}' field.");
         }
 
         if (request.ContentLength > maxBytes)
@@ -49,17 +48,17 @@ public static class ImageUploads
             return TooLarge(request.ContentLength.Value, maxBytes);
         }
 
-        return await ReadLimitedAsync(request.Body, maxBytes, null, cancellationToken, request.ContentLength);
+        return await reader.ReadAsync(request.Body, maxBytes, null, request.ContentLength);
     }
 
     /// <summary>Reads every file part of a multipart <c>POST /predict/batch</c>, in order.</summary>
-    public static async Task<(List<Upload> Parts, Upload? Problem)> ReadBatchAsync(HttpRequest request, long maxImageBytes, long maxBodyBytes, int maxImages, CancellationToken cancellationToken)
+    public static async Task<(List<Upload> Parts, Upload? Problem)> ReadBatchAsync(HttpRequest request, long maxImageBytes, long maxBodyBytes, int maxImages, UploadReader reader)
     {
         SetBodyLimit(request, maxBodyBytes);
         if (!IsMultipart(request, out var boundary, out var problem))
         {
             return ([], problem ?? Upload.Fail(StatusCodes.Status415UnsupportedMediaType,
-                $"Content-Type '{request.ContentType ?? "(none)"}' is not accepted here; send multipart/form-data with one file part per image (-F image=@a.jpg -F image=@b.jpg)."));
+                $"Content-Type '{Echo.Of(request.ContentType ?? "(none)")}' is not accepted here; send multipart/form-data with one file part per image (-F image=@a.jpg -F image=@b.jpg)."));
         }
 
         if (request.ContentLength > maxBodyBytes)
@@ -67,7 +66,7 @@ public static class ImageUploads
             return ([], TooLarge(request.ContentLength.Value, maxBodyBytes));
         }
 
-        var found = await ReadPartsAsync(request, boundary, maxImageBytes, maxImages, onlyField: null, cancellationToken);
+        var found = await ReadPartsAsync(request, boundary, maxImageBytes, maxImages, onlyField: null, reader);
         if (found.Problem is null && found.Parts.Count == 0)
         {
             return ([], Upload.Fail(StatusCodes.Status400BadRequest, "The multipart form holds no file; send one file part per image."));
@@ -110,13 +109,13 @@ public static class ImageUploads
             || type.MediaType.Equals("application/octet-stream", StringComparison.OrdinalIgnoreCase));
 
     private static async Task<(List<Upload> Parts, Upload? Problem)> ReadPartsAsync(
-        HttpRequest request, string boundary, long maxBytes, int maxParts, string? onlyField, CancellationToken cancellationToken)
+        HttpRequest request, string boundary, long maxBytes, int maxParts, string? onlyField, UploadReader uploads)
     {
         var parts = new List<Upload>();
         var reader = new MultipartReader(boundary, request.Body) { HeadersLengthLimit = 16 * 1024 };
         try
         {
-            while (await reader.ReadNextSectionAsync(cancellationToken) is { } section)
+            while (await reader.ReadNextSectionAsync(uploads.Token) is { } section)
             {
                 if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) || !disposition.IsFileDisposition() && onlyField is null)
                 {
@@ -129,7 +128,7 @@ public static class ImageUploads
                     continue;
                 }
 
-                var fileName = HeaderUtilities.RemoveQuotes(disposition.FileName).Value;
+                var fileName = Echo.FileName(HeaderUtilities.RemoveQuotes(disposition.FileName).Value);
                 if (parts.Count == maxParts)
                 {
                     return (parts, Upload.Fail(StatusCodes.Status400BadRequest, $"At most {maxParts} image(s) per request; split the batch."));
@@ -137,14 +136,15 @@ public static class ImageUploads
 
                 if (section.ContentType is not null && !IsImageType(section.ContentType))
                 {
-                    parts.Add(Upload.Fail(StatusCodes.Status415UnsupportedMediaType, $"Part '{fileName ?? name}' has Content-Type '{section.ContentType}'; image parts must be image/* or application/octet-stream.", fileName));
+                    parts.Add(Upload.Fail(StatusCodes.Status415UnsupportedMediaType, $"Part '{Echo.Of(fileName ?? name)}' has Content-Type '{Echo.Of(section.ContentType)}'; image parts must be image/* or application/octet-stream.", fileName));
                     continue;
                 }
 
-                var upload = await ReadLimitedAsync(section.Body, maxBytes, fileName, cancellationToken);
-                if (upload.Status == StatusCodes.Status413PayloadTooLarge && onlyField is not null)
+                var upload = await uploads.ReadAsync(section.Body, maxBytes, fileName, null);
+                if (upload.Status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status408RequestTimeout
+                    || (upload.Status == StatusCodes.Status413PayloadTooLarge && onlyField is not null))
                 {
-                    return (parts, upload);
+                    return (parts, upload); // the rest of the body is not read
                 }
 
                 parts.Add(upload);
@@ -156,91 +156,22 @@ public static class ImageUploads
         }
         catch (Exception e) when (e is InvalidDataException or IOException && e is not BadHttpRequestException)
         {
-            return (parts, Upload.Fail(StatusCodes.Status400BadRequest, $"The multipart body is malformed ({e.Message.TrimEnd('.')}); let your HTTP client build the form (curl -F image=@photo.jpg)."));
+            // The reader's messages describe the framing it expected (lengths, boundaries), not server internals.
+            return (parts, Upload.Fail(StatusCodes.Status400BadRequest, $"The multipart body is malformed ({Echo.Of(e.Message.TrimEnd('.'), 160)}); let your HTTP client build the form (curl -F image=@photo.jpg)."));
         }
         catch (BadHttpRequestException e)
         {
-            return (parts, Upload.Fail(e.StatusCode, e.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? "The request body is larger than this endpoint accepts; send fewer or smaller images."
-                : $"The request body could not be read: {e.Message}"));
+            return (parts, UploadReader.Unreadable(e));
+        }
+        catch (OperationCanceledException) when (uploads.TimedOut)
+        {
+            return (parts, uploads.TimeoutProblem(null));
         }
 
         return (parts, null);
     }
 
-    /// <summary>
-    /// Reads a body into an array of exactly its size: the one allocation an upload needs, since the bytes
-    /// travel on to the silo. With a Content-Length the array is allocated up front; without one (chunked
-    /// bodies, multipart parts) the bytes gather in pooled buffers first.
-    /// </summary>
-    private static async Task<Upload> ReadLimitedAsync(Stream body, long maxBytes, string? fileName, CancellationToken cancellationToken, long? contentLength = null)
-    {
-        try
-        {
-            var bytes = contentLength is { } length and > 0 and <= int.MaxValue
-                ? await ReadExactlyAsync(body, (int)length, cancellationToken)
-                : await ReadPooledAsync(body, maxBytes, cancellationToken);
-            return bytes switch
-            {
-                null => TooLarge(null, maxBytes, fileName),
-                { Length: 0 } => Upload.Fail(StatusCodes.Status400BadRequest, "The image is empty (0 bytes); send the file's contents.", fileName),
-                _ => new Upload(fileName, bytes),
-            };
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return TooLarge(null, maxBytes, fileName);
-        }
-    }
-
-    private static async Task<byte[]> ReadExactlyAsync(Stream body, int length, CancellationToken cancellationToken)
-    {
-        var bytes = GC.AllocateUninitializedArray<byte>(length);
-        var filled = 0;
-        int read;
-        while (filled < length && (read = await body.ReadAsync(bytes.AsMemory(filled), cancellationToken)) > 0)
-        {
-            filled += read;
-        }
-
-        // Kestrel ends a body that falls short of its Content-Length with a 400 of its own; never hand on a partial image.
-        return filled == length ? bytes : throw new BadHttpRequestException("The request body ended before its Content-Length.", StatusCodes.Status400BadRequest);
-    }
-
-    /// <returns>The bytes, or null when they exceed <paramref name="maxBytes"/>.</returns>
-    private static async Task<byte[]?> ReadPooledAsync(Stream body, long maxBytes, CancellationToken cancellationToken)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        var used = 0;
-        try
-        {
-            int read;
-            while ((read = await body.ReadAsync(buffer.AsMemory(used), cancellationToken)) > 0)
-            {
-                used += read;
-                if (used > maxBytes)
-                {
-                    return null;
-                }
-
-                if (used == buffer.Length)
-                {
-                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                    buffer.AsSpan(0, used).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-            }
-
-            return buffer.AsSpan(0, used).ToArray();
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    private static Upload TooLarge(long? actual, long maxBytes, string? fileName = null) => Upload.Fail(
+    internal static Upload TooLarge(long? actual, long maxBytes, string? fileName = null) => Upload.Fail(
         StatusCodes.Status413PayloadTooLarge,
         $"The image is {(actual is { } a ? $"{a:N0} bytes" : "larger than the limit")}; at most {maxBytes:N0} bytes are accepted (Gateway:MaxImageBytes). Downscale or recompress it.",
         fileName);

@@ -27,28 +27,28 @@ public static class ModelsApi
         return routes;
     }
 
-    public static async Task<Results<Ok<ModelList>, ProblemHttpResult>> ListAsync(ClusterView cluster, Microsoft.Extensions.Options.IOptions<GatewayOptions> options, CancellationToken cancellationToken)
+    public static async Task<Results<Ok<ModelList>, ProblemHttpResult>> ListAsync(ClusterView cluster, Microsoft.Extensions.Options.IOptions<GatewayOptions> options, HttpResponse response, CancellationToken cancellationToken)
     {
         await cluster.RefreshAsync(cancellationToken);
         if (cluster.Snapshot is not { } snapshot)
         {
-            return Problems.NoSilo();
+            return Problems.NoSilo(response);
         }
 
         return TypedResults.Ok(new ModelList(options.Value.DefaultModel, Describe(snapshot).ToArray()));
     }
 
-    public static async Task<Results<Ok<ModelInfo>, ProblemHttpResult>> GetAsync(string name, ClusterView cluster, CancellationToken cancellationToken)
+    public static async Task<Results<Ok<ModelInfo>, ProblemHttpResult>> GetAsync(string name, ClusterView cluster, HttpResponse response, CancellationToken cancellationToken)
     {
         await cluster.RefreshAsync(cancellationToken);
         if (cluster.Snapshot is not { } snapshot)
         {
-            return Problems.NoSilo();
+            return Problems.NoSilo(response);
         }
 
         var model = Describe(snapshot).FirstOrDefault(m => m.Name == name);
         return model is null
-            ? Problems.Of(StatusCodes.Status404NotFound, $"Unknown model '{name}'; GET /models lists the available ones.")
+            ? Problems.Of(StatusCodes.Status404NotFound, $"Unknown model '{Echo.Of(name)}'; GET /models lists the available ones.")
             : TypedResults.Ok(model);
     }
 

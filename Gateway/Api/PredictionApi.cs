@@ -43,33 +43,33 @@ public static class PredictionApi
     private readonly record struct Query(string Model, string? Version, int TopK, ProblemHttpResult? Problem);
 
     public static async Task<Results<Ok<PredictionResponse>, ProblemHttpResult>> PredictAsync(
-        HttpRequest request, ClusterView cluster, PredictionRouter router, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
+        HttpRequest request, ClusterView cluster, PredictionRouter router, UploadBudget budget, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var (query, route, problem) = await ResolveAsync(request, cluster, options.Value, cancellationToken);
+        var settings = options.Value;
+        var (query, route, problem) = await ResolveAsync(request, cluster, settings, cancellationToken);
         if (problem is not null)
         {
             return problem;
         }
 
-        var upload = await ImageUploads.ReadSingleAsync(request, options.Value.MaxImageBytes, cancellationToken);
+        var upload = await ImageUploads.ReadSingleAsync(request, settings.MaxImageBytes, new UploadReader(request.HttpContext, budget, settings.BodyTimeout));
         if (upload.Bytes is null)
         {
-            return Problems.Of(upload.Status, upload.Problem!);
+            return UploadProblem(request.HttpContext.Response, upload);
         }
 
-        var reply = await router.PredictAsync(query.Model, route.Version!, upload.Bytes, query.TopK, cancellationToken);
+        var reply = await router.PredictAsync(query.Model, route.Version!, upload.Bytes, query.TopK, route.ShardCount, cancellationToken);
         return reply switch
         {
-            null => Problems.NoSilo(),
             { Prediction: { } p } => TypedResults.Ok(ToResponse(p, started)),
-            { Error: { } e } => Problems.Of(e),
-            _ => Problems.NoSilo(),
+            { Error: { } e } => Problems.Of(e, request.HttpContext.Response),
+            _ => Problems.NoSilo(request.HttpContext.Response),
         };
     }
 
     public static async Task<Results<Ok<BatchResponse>, ProblemHttpResult>> PredictBatchAsync(
-        HttpRequest request, ClusterView cluster, PredictionRouter router, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
+        HttpRequest request, ClusterView cluster, PredictionRouter router, UploadBudget budget, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         var (query, route, problem) = await ResolveAsync(request, cluster, settings, cancellationToken);
@@ -78,12 +78,14 @@ public static class PredictionApi
             return problem;
         }
 
-        var (parts, uploadProblem) = await ImageUploads.ReadBatchAsync(request, settings.MaxImageBytes, settings.MaxBatchBytes, settings.MaxBatchImages, cancellationToken);
+        var reader = new UploadReader(request.HttpContext, budget, settings.BodyTimeout);
+        var (parts, uploadProblem) = await ImageUploads.ReadBatchAsync(request, settings.MaxImageBytes, settings.MaxBatchBytes, settings.MaxBatchImages, reader);
         if (uploadProblem is not null)
         {
-            return Problems.Of(uploadProblem.Status, uploadProblem.Problem!);
+            return UploadProblem(request.HttpContext.Response, uploadProblem);
         }
 
+        var retryAfter = 0;
         var items = await Task.WhenAll(parts.Select(async (part, index) =>
         {
             var started = Stopwatch.GetTimestamp();
@@ -92,15 +94,51 @@ public static class PredictionApi
                 return Item(index, part.FileName, part.Status, part.Problem!);
             }
 
-            var reply = await router.PredictAsync(query.Model, route.Version!, part.Bytes, query.TopK, cancellationToken);
-            return reply switch
+            var reply = await router.PredictAsync(query.Model, route.Version!, part.Bytes, query.TopK, route.ShardCount, cancellationToken);
+            switch (reply)
             {
-                { Prediction: { } p } => new BatchItem(index, part.FileName, ToResponse(p, started), null),
-                { Error: { } e } => Item(index, part.FileName, Problems.StatusOf(e.Kind), e.Message),
-                _ => Item(index, part.FileName, StatusCodes.Status503ServiceUnavailable, "No silo could serve this image; retry shortly."),
-            };
+                case { Prediction: { } p }:
+                    return new BatchItem(index, part.FileName, ToResponse(p, started), null);
+                case { Error: { } e }:
+                    var status = Problems.StatusOf(e.Kind);
+                    if (status == StatusCodes.Status503ServiceUnavailable)
+                    {
+                        InterlockedMax(ref retryAfter, e.RetryAfterSeconds > 0 ? e.RetryAfterSeconds : Problems.DefaultRetryAfterSeconds);
+                    }
+
+                    return Item(index, part.FileName, status, e.Message);
+                default:
+                    InterlockedMax(ref retryAfter, Problems.DefaultRetryAfterSeconds);
+                    return Item(index, part.FileName, StatusCodes.Status503ServiceUnavailable, "No silo could serve this image; retry shortly.");
+            }
         }));
+
+        // Some images refused for load: the answer as a whole says when to retry them.
+        if (retryAfter > 0)
+        {
+            Problems.RetryAfter(request.HttpContext.Response, retryAfter);
+        }
+
         return TypedResults.Ok(new BatchResponse(items));
+    }
+
+    private static ProblemHttpResult UploadProblem(HttpResponse response, Upload upload) => upload.Status == StatusCodes.Status503ServiceUnavailable
+        ? Problems.Unavailable(response, upload.Problem!, UploadReader.BusyRetryAfterSeconds)
+        : Problems.Of(upload.Status, upload.Problem!);
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        var current = Volatile.Read(ref target);
+        while (value > current)
+        {
+            var seen = Interlocked.CompareExchange(ref target, value, current);
+            if (seen == current)
+            {
+                return;
+            }
+
+            current = seen;
+        }
     }
 
     /// <summary>
@@ -119,7 +157,9 @@ public static class PredictionApi
         var route = await cluster.RouteAsync(query.Model, query.Version, cancellationToken);
         if (route.Problem is not null)
         {
-            return (query, route, Problems.Of(route.StatusCode, route.Problem));
+            return (query, route, route.StatusCode == StatusCodes.Status503ServiceUnavailable
+                ? Problems.Unavailable(request.HttpContext.Response, route.Problem)
+                : Problems.Of(route.StatusCode, route.Problem));
         }
 
         return (query, route, TopKProblem(query.TopK, route, query.Model));
@@ -142,7 +182,7 @@ public static class PredictionApi
         }
 
         var version = request.Query["version"].ToString();
-        if (version.Length > 0 && !version.All(char.IsAsciiDigit))
+        if (version.Length > 0 && (version.Length > 18 || !version.All(char.IsAsciiDigit)))
         {
             return new(model, null, 0, Problems.Of(StatusCodes.Status400BadRequest, "Query parameter 'version' must be a version number such as 1; leave it out for the newest."));
         }
@@ -151,7 +191,7 @@ public static class PredictionApi
         var topKText = request.Query["top_k"].ToString();
         if (topKText.Length > 0 && (!int.TryParse(topKText, NumberStyles.None, CultureInfo.InvariantCulture, out topK) || topK < 1))
         {
-            return new(model, null, 0, Problems.Of(StatusCodes.Status400BadRequest, $"Query parameter 'top_k' is '{Truncate(topKText)}'; it must be a whole number of at least 1."));
+            return new(model, null, 0, Problems.Of(StatusCodes.Status400BadRequest, $"Query parameter 'top_k' is '{Echo.Of(topKText, 32)}'; it must be a whole number of at least 1."));
         }
 
         return new(model, version.Length > 0 ? version : null, topK, null);
@@ -164,8 +204,6 @@ public static class PredictionApi
         _ when topK > route.LabelCount => Problems.Of(StatusCodes.Status400BadRequest, $"Query parameter 'top_k' is {topK}, but model '{model}' has only {route.LabelCount} classes; use 1 to {route.LabelCount}."),
         _ => null,
     };
-
-    private static string Truncate(string s) => s.Length <= 32 ? s : s[..32] + "...";
 
     private static PredictionResponse ToResponse(Prediction p, long started) => new(
         p.Model,

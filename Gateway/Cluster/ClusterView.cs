@@ -6,7 +6,8 @@ namespace Classifier.Gateway.Cluster;
 
 /// <summary>Where a request for a model can go, or why it cannot.</summary>
 /// <param name="Embedding">True when the model answers feature vectors rather than labels.</param>
-public readonly record struct ModelRoute(string? Version, int LabelCount, int StatusCode, string? Problem, bool Embedding = false);
+/// <param name="ShardCount">Shards per model version: the smallest count any silo accepts, so every silo accepts every key.</param>
+public readonly record struct ModelRoute(string? Version, int LabelCount, int StatusCode, string? Problem, bool Embedding = false, int ShardCount = ClusterView.DefaultShardCount);
 
 /// <summary>
 /// The gateway's periodically refreshed copy of the cluster's model and silo reports: used to
@@ -23,6 +24,16 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
     private static readonly TimeSpan EmptyViewGrace = TimeSpan.FromSeconds(30);
 
     public ClusterSnapshot? Snapshot => Volatile.Read(ref _snapshot);
+
+    /// <summary>The shard count of silos that report none (older builds); the silos' own default.</summary>
+    public const int DefaultShardCount = 32;
+
+    /// <summary>
+    /// The shard count the silos accept (<c>Cluster:ShardCount</c> on each silo): the smallest reported, so that while
+    /// it is being raised silo by silo no key lands on a silo that would refuse it.
+    /// </summary>
+    public static int ShardCountOf(ClusterSnapshot snapshot) =>
+        snapshot.Silos.Select(s => s.ShardCount).Where(n => n > 0).DefaultIfEmpty(DefaultShardCount).Min();
 
     /// <summary>True when the view is fresh and the default model is ready on at least one silo.</summary>
     public bool IsReady(out string reason)
@@ -172,7 +183,7 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
             return new(null, 0, StatusCodes.Status503ServiceUnavailable, $"Model '{model}' is not loaded on any silo: {why}");
         }
 
-        return new(ready.Version, ready.LabelCount, StatusCodes.Status200OK, null, ready.OutputKind == "embedding");
+        return new(ready.Version, ready.LabelCount, StatusCodes.Status200OK, null, ready.OutputKind == "embedding", ShardCountOf(snapshot));
     }
 
     private static long VersionOrder(string version) => long.TryParse(version, out var v) ? v : -1;

@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
-using System.Security.Cryptography;
 using Classifier.Gateway.Telemetry;
 using Classifier.Grains.Interfaces;
 using Microsoft.Extensions.Options;
@@ -11,27 +9,25 @@ namespace Classifier.Gateway.Cluster;
 /// <summary>Sends an image to the ModelGrain shard that owns its bytes, retrying when that shard's silo vanished.</summary>
 public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOptions> options, ILogger<PredictionRouter> logger)
 {
-    /// <summary>The SHA-256 prefix of <paramref name="image"/>: the cache and routing key.</summary>
-    public static ImageHash Hash(ReadOnlySpan<byte> image)
-    {
-        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(image, digest);
-        return new ImageHash(BinaryPrimitives.ReadUInt64BigEndian(digest), BinaryPrimitives.ReadUInt64BigEndian(digest[8..]));
-    }
+    /// <summary>The SHA-256 prefix of <paramref name="image"/>: the routing key (the grain computes it again as its cache key).</summary>
+    public static ImageHash Hash(ReadOnlySpan<byte> image) => ImageHash.Of(image);
 
-    /// <summary>Classifies one image; answers null when no silo could be reached within the retry budget.</summary>
-    public async Task<PredictionReply?> PredictAsync(string model, string version, byte[] image, int topK, CancellationToken cancellationToken)
+    /// <summary>
+    /// Classifies one image on shard <c>hash mod <paramref name="shardCount"/></c>; answers null when no silo could be
+    /// reached within the retry budget. <paramref name="cancellationToken"/> (the client leaving) travels with the grain
+    /// call, so the silo stops the image's decode and gives up its place in line.
+    /// </summary>
+    public async Task<PredictionReply?> PredictAsync(string model, string version, byte[] image, int topK, int shardCount, CancellationToken cancellationToken)
     {
-        var hash = Hash(image);
-        var key = ModelGrainKey.Format(model, version, hash.ShardOf(options.Value.ShardCount));
-        var request = new PredictionRequest(image, hash, topK);
+        var key = ModelGrainKey.Format(model, version, Hash(image).ShardOf(shardCount));
+        var request = new PredictionRequest(image, topK);
         var started = Stopwatch.GetTimestamp();
         var metrics = GatewayMetrics.ForModel(model);
         for (var attempt = 0; ; attempt++)
         {
             try
             {
-                var reply = await client.GetGrain<IModelGrain>(key).PredictAsync(request).WaitAsync(cancellationToken);
+                var reply = await client.GetGrain<IModelGrain>(key).PredictAsync(request, cancellationToken);
                 metrics.Duration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 return reply;
             }

@@ -35,6 +35,12 @@ public static class GatewayMetrics
     public static readonly Counter Unavailable = Metrics.CreateCounter(
         "gateway_upstream_unavailable_total", "Images answered 503 because no silo could be reached within the retry budget.", "model");
 
+    public static readonly Gauge UploadBytesInFlight = Metrics.CreateGauge(
+        "gateway_upload_bytes_in_flight", "Request-body bytes the gateway holds now (arriving, or on their way to a silo); at most Gateway:MaxUploadBytesInFlight.");
+
+    public static readonly Counter UploadRefusals = Metrics.CreateCounter(
+        "gateway_upload_refusals_total", "Uploads refused with 503 because Gateway:MaxUploadBytesInFlight was reached.");
+
     private static readonly ConcurrentDictionary<(string Endpoint, string Method, int Status), (Counter.Child Count, Histogram.Child Duration)> Children = new();
 
     private static readonly ConcurrentDictionary<string, UpstreamChildren> ByModel = new();

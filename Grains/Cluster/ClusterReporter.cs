@@ -19,6 +19,7 @@ public sealed class ClusterReporter(
     IGrainFactory grains,
     ILocalSiloDetails silo,
     IOptions<ClusterStatsOptions> options,
+    IOptions<ShardingOptions> sharding,
     ILogger<ClusterReporter> logger) : ILifecycleParticipant<ISiloLifecycle>
 {
     private readonly CancellationTokenSource _stopping = new();
@@ -100,7 +101,7 @@ public sealed class ClusterReporter(
         try
         {
             var local = statistics.LiveGrainKeys();
-            var report = new SiloReport(silo.Name, catalog.Statuses(), statistics.Snapshot(), DateTime.UtcNow, silo.SiloAddress, local.Length);
+            var report = new SiloReport(silo.Name, catalog.Statuses(), statistics.Snapshot(), DateTime.UtcNow, silo.SiloAddress, local.Length, sharding.Value.ShardCount);
             var snapshot = await grains.GetGrain<IClusterGrain>(IClusterGrain.Key).ReportAsync(report);
             Latest = snapshot;
             metrics.ClusterCacheHitRate.Set(snapshot.Cache.HitRate);

@@ -1,11 +1,16 @@
 using Classifier.Grains.Interfaces;
 using Classifier.Grains.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Advanced;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Gif;
 using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.Metadata;
+using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
 using IsResizeMode = SixLabors.ImageSharp.Processing.ResizeMode;
@@ -13,19 +18,30 @@ using ResizeMode = Classifier.Grains.Models.ResizeMode;
 
 namespace Classifier.Grains.Inference;
 
+/// <summary>An image that passed every check that needs no decoding: the bytes to decode and what decoding them will take.</summary>
+/// <param name="Bytes">The file, or a copy without the chunks the decoder must not see (PNG).</param>
+/// <param name="DecodeBytes">Estimated peak memory of decoding, orienting and resizing it.</param>
+public sealed record InspectedImage(byte[] Bytes, IImageFormat Format, int Width, int Height, long DecodeBytes);
+
 /// <summary>Turns encoded image bytes into one image's input tensor, as the model's config describes.</summary>
 /// <remarks>
-/// Formats are checked against an allow-list and dimensions against limits from the header alone,
-/// before any pixel is decoded, so a small file that claims a huge image costs nothing.
+/// Two steps. <see cref="Inspect"/> checks the format against an allow-list, the container against decoder bombs
+/// (<see cref="EncodedImageGuard"/>) and the dimensions against limits, from headers alone, and estimates the
+/// memory a decode needs: a small file that claims a huge or costly image costs nothing. <see cref="Decode"/>
+/// then decodes within a cancellation token (a caller that leaves, or a time budget).
 /// </remarks>
 public sealed class ImagePreprocessor
 {
     private static readonly Configuration Detector = Configuration.Default;
 
+    /// <summary>Fixed cost of any decode beyond its pixels: decoder state, row buffers, the resized copy.</summary>
+    private const long DecodeOverheadBytes = 2 * 1024 * 1024;
+
     private readonly ModelDefinition _model;
     private readonly ImageOptions _limits;
     private readonly Configuration _decoding;
     private readonly HashSet<string> _allowed;
+    private readonly ILogger _logger;
 
     // value = lut[channel][pixel]: the normalisation of every 0-255 value, computed once.
     private readonly float[][] _lut;
@@ -33,11 +49,12 @@ public sealed class ImagePreprocessor
     // The configured mean image divided by each channel's std, subtracted after the LUT; null without one.
     private readonly float[]? _meanImage;
 
-    public ImagePreprocessor(ModelDefinition model, ImageOptions limits)
+    public ImagePreprocessor(ModelDefinition model, ImageOptions limits, ILogger? logger = null)
     {
         _model = model;
         _limits = limits;
-        _decoding = ImageFormats.Restricted(limits.EffectiveFormats.Distinct(StringComparer.OrdinalIgnoreCase));
+        _logger = logger ?? NullLogger.Instance;
+        _decoding = ImageFormats.Restricted(limits.EffectiveFormats.Distinct(StringComparer.OrdinalIgnoreCase), limits.DecodeMemoryBytes);
         _allowed = new HashSet<string>(limits.EffectiveFormats, StringComparer.OrdinalIgnoreCase);
         _lut = new float[model.Channels][];
         for (var c = 0; c < model.Channels; c++)
@@ -62,93 +79,135 @@ public sealed class ImagePreprocessor
     /// <summary>The channel of tensor element <paramref name="index"/>, in the model's layout.</summary>
     private int ChannelOf(int index) => _model.Nhwc ? index % _model.Channels : index / (_model.Height * _model.Width);
 
-    /// <summary>Decodes <paramref name="encoded"/> and writes its tensor into <paramref name="tensor"/> (length <see cref="ModelDefinition.TensorLength"/>).</summary>
+    /// <summary>Inspects and decodes <paramref name="encoded"/> into <paramref name="tensor"/> (length <see cref="ModelDefinition.TensorLength"/>), with no budget.</summary>
     /// <returns>null on success, else what is wrong with the image.</returns>
     public PredictionError? Preprocess(byte[] encoded, Span<float> tensor)
     {
+        var (image, error) = Inspect(encoded);
+        return image is null ? error : Decode(image, tensor, CancellationToken.None);
+    }
+
+    /// <summary>Checks an encoded image from its headers alone and estimates what decoding it will take.</summary>
+    public (InspectedImage? Image, PredictionError? Error) Inspect(byte[] encoded)
+    {
         if (encoded.Length == 0)
         {
-            return new(PredictionErrorKind.InvalidImage, "The image is empty (0 bytes).");
+            return (null, new(PredictionErrorKind.InvalidImage, "The image is empty (0 bytes)."));
         }
 
         var format = Image.DetectFormat(Detector, encoded);
         if (format is null)
         {
-            return new(PredictionErrorKind.InvalidImage, "The bytes are not an image in any known format; send a JPEG, PNG, GIF or WebP file.");
+            return (null, new(PredictionErrorKind.InvalidImage, "The bytes are not an image in any known format; send a JPEG, PNG, GIF or WebP file."));
         }
 
         var formatName = FormatName(format);
         if (!_allowed.Contains(formatName))
         {
-            return new(PredictionErrorKind.UnsupportedFormat, $"{format.Name} images are not accepted here; send one of: {string.Join(", ", _allowed)}.");
+            return (null, new(PredictionErrorKind.UnsupportedFormat, $"{format.Name} images are not accepted here; send one of: {string.Join(", ", _allowed)}."));
+        }
+
+        var bytes = encoded;
+        var progressive = false;
+        var problem = format switch
+        {
+            PngFormat => EncodedImageGuard.CleanPng(encoded, out bytes),
+            JpegFormat => EncodedImageGuard.CheckJpeg(encoded, _limits.MaxJpegScans, out progressive),
+            _ => null,
+        };
+        if (problem is not null)
+        {
+            return (null, problem);
         }
 
         try
         {
-            var info = Image.Identify(_decoding, encoded, out _);
+            var info = Image.Identify(_decoding, bytes, out _);
             if (info is null)
             {
-                return new(PredictionErrorKind.InvalidImage, $"The {format.Name} header could not be read; the file is damaged or truncated.");
+                return (null, new(PredictionErrorKind.InvalidImage, $"The {format.Name} header could not be read; the file is damaged or truncated."));
             }
 
             if (info.Width > _limits.MaxWidth || info.Height > _limits.MaxHeight || (long)info.Width * info.Height > _limits.MaxPixels)
             {
-                return new(PredictionErrorKind.ImageTooLarge,
-                    $"The image is {info.Width}x{info.Height}; the limit is {_limits.MaxWidth}x{_limits.MaxHeight} and {_limits.MaxPixels:N0} pixels. Downscale it before sending.");
+                return (null, new(PredictionErrorKind.ImageTooLarge,
+                    $"The image is {info.Width}x{info.Height}; the limit is {_limits.MaxWidth}x{_limits.MaxHeight} and {_limits.MaxPixels:N0} pixels. Downscale it before sending."));
             }
 
-            if (format is JpegFormat && !EndsAfterLastScan(encoded))
-            {
-                // ImageSharp fills a truncated scan with grey and carries on; a half image must not be classified.
-                return new(PredictionErrorKind.InvalidImage, "The JPEG image is truncated (no end-of-image marker after its last scan); send the complete file.");
-            }
-
-            using var image = Decode(encoded, format);
-            Transform(image);
-            WriteTensor(image, tensor);
-            return null;
+            return (new InspectedImage(bytes, format, info.Width, info.Height, EstimateDecodeBytes(format, info, progressive)), null);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            // Decoders meeting hostile bytes throw all kinds of exceptions (format, argument, overflow,
-            // index, null reference); whichever it is, the image is what is wrong, never the silo.
-            return new(PredictionErrorKind.InvalidImage, $"The {format.Name} image could not be decoded ({e.Message.TrimEnd('.')}); the file is damaged or truncated.");
+            return (null, Undecodable(format, e));
         }
     }
 
-    /// <summary>True when an end-of-image marker (FF D9) follows the last start-of-scan (FF DA).</summary>
-    /// <remarks>Entropy-coded data escapes FF as FF 00, so neither marker occurs inside a scan.</remarks>
-    internal static bool EndsAfterLastScan(ReadOnlySpan<byte> jpeg)
+    /// <summary>
+    /// Peak memory of decoding, orienting and resizing, in bytes, measured per format at 40 MP (README, Security):
+    /// baseline JPEG, PNG and GIF 4.2 bytes a pixel, WebP 7.8, progressive JPEG 7 (4:2:0) to 10 (4:4:4), since its
+    /// coefficients are kept for the whole frame until the last scan. An orientation that turns the image adds a copy.
+    /// </summary>
+    internal static long EstimateDecodeBytes(IImageFormat format, IImageInfo info, bool progressive)
     {
-        var lastScan = -1;
-        for (var i = jpeg.Length - 2; i >= 0 && lastScan < 0; i--)
+        var perPixel = format switch
         {
-            if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xDA)
-            {
-                lastScan = i;
-            }
+            JpegFormat when progressive => 10.0,
+            WebpFormat => 8.0,
+            _ => 5.0,
+        };
+        var orientation = info.Metadata.ExifProfile?.GetValue(ExifTag.Orientation)?.Value ?? ExifOrientationMode.TopLeft;
+        if (orientation > ExifOrientationMode.TopLeft)
+        {
+            perPixel += 4;
         }
 
-        if (lastScan < 0)
-        {
-            return false;
-        }
-
-        for (var i = jpeg.Length - 2; i > lastScan; i--)
-        {
-            if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xD9)
-            {
-                return true;
-            }
-        }
-
-        return false;
+        return (long)(perPixel * info.Width * info.Height) + DecodeOverheadBytes;
     }
 
-    private Image<Rgba32> Decode(byte[] encoded, IImageFormat format) => format is GifFormat
-        // Only the first frame is classified: never decode an animation's other frames.
-        ? Image.Load<Rgba32>(_decoding, encoded, new GifDecoder { DecodingMode = FrameDecodingMode.First })
-        : Image.Load<Rgba32>(_decoding, encoded);
+    /// <summary>Decodes an inspected image and writes its tensor; <paramref name="cancellationToken"/> stops the decode between steps and, for JPEG, within it.</summary>
+    /// <returns>null on success, else what is wrong with the image.</returns>
+    /// <exception cref="OperationCanceledException">The token fired; the caller knows whether it was a timeout or a departure.</exception>
+    public PredictionError? Decode(InspectedImage inspected, Span<float> tensor, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var image = DecodePixels(inspected, cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            Transform(image);
+            cancellationToken.ThrowIfCancellationRequested();
+            WriteTensor(image, tensor);
+            return null;
+        }
+        catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
+        {
+            return Undecodable(inspected.Format, e);
+        }
+    }
+
+    /// <summary>
+    /// Decoders meeting hostile bytes throw all kinds of exceptions (format, argument, overflow, index, null
+    /// reference); whichever it is, the image is what is wrong, never the silo. The exception's text stays in
+    /// the log: it names decoder internals, not what the sender can change.
+    /// </summary>
+    private PredictionError Undecodable(IImageFormat format, Exception e)
+    {
+        _logger.LogDebug("A {Format} image could not be decoded: {ExceptionType}: {Error}", format.Name, e.GetType().Name, e.Message);
+        return new(PredictionErrorKind.InvalidImage, $"The {format.Name} image could not be decoded; the file is damaged, truncated or uses a feature this decoder does not support. Re-encode it (for example as PNG or baseline JPEG).");
+    }
+
+    private Image<Rgba32> DecodePixels(InspectedImage inspected, CancellationToken cancellationToken)
+    {
+        // A stream that checks the token at every read stops decoders that do not check it themselves (PNG reads
+        // its compressed rows as it goes); the JPEG decoder also checks it between scans.
+        using var stream = new CancellableReadStream(inspected.Bytes, cancellationToken);
+        IImageDecoder decoder = inspected.Format switch
+        {
+            // Only the first frame is classified: never decode an animation's other frames.
+            GifFormat => new GifDecoder { DecodingMode = FrameDecodingMode.First },
+            _ => _decoding.ImageFormatsManager.FindDecoder(inspected.Format),
+        };
+        return decoder.Decode<Rgba32>(_decoding, stream, cancellationToken);
+    }
 
     private static string FormatName(IImageFormat format) => format.Name.ToLowerInvariant() switch
     {

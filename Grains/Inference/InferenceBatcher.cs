@@ -28,7 +28,17 @@ public sealed class InferenceBatcher : IAsyncDisposable
     private readonly ModelMetrics _metrics;
     private readonly Task[] _workers;
 
-    private sealed record Pending(float[] Tensor, TaskCompletionSource<BatchResult> Done, long EnqueuedAt);
+    private sealed class Pending(float[] tensor, long enqueuedAt)
+    {
+        public float[] Tensor { get; } = tensor;
+
+        public long EnqueuedAt { get; } = enqueuedAt;
+
+        public TaskCompletionSource<BatchResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Completes <see cref="Done"/> as cancelled when the caller gives up; the worker then skips the image.</summary>
+        public CancellationTokenRegistration Cancellation { get; set; }
+    }
 
     /// <param name="run">Runs a batch: tensors laid out one after another, the count; answers the outputs laid out likewise.</param>
     /// <param name="instances">Batches that may run at once (1 suits a CPU session that already uses every core).</param>
@@ -52,13 +62,29 @@ public sealed class InferenceBatcher : IAsyncDisposable
 
     public int MaxBatchSize => _maxBatch;
 
-    /// <summary>Queues one preprocessed image. The tensor must come from <see cref="ArrayPool{T}.Shared"/>; the batcher returns it.</summary>
-    public Task<BatchResult> InferAsync(float[] tensor)
+    /// <summary>
+    /// Queues one preprocessed image. The tensor must come from <see cref="ArrayPool{T}.Shared"/>; the batcher returns it.
+    /// When <paramref name="cancellationToken"/> fires before the image's run starts, the task is cancelled at once and
+    /// the image never runs.
+    /// </summary>
+    public Task<BatchResult> InferAsync(float[] tensor, CancellationToken cancellationToken = default)
     {
-        var pending = new Pending(tensor, new TaskCompletionSource<BatchResult>(TaskCreationOptions.RunContinuationsAsynchronously), Stopwatch.GetTimestamp());
+        if (cancellationToken.IsCancellationRequested)
+        {
+            ArrayPool<float>.Shared.Return(tensor);
+            return Task.FromCanceled<BatchResult>(cancellationToken);
+        }
+
+        var pending = new Pending(tensor, Stopwatch.GetTimestamp());
+        if (cancellationToken.CanBeCanceled)
+        {
+            pending.Cancellation = cancellationToken.UnsafeRegister(static (state, token) => ((Pending)state!).Done.TrySetCanceled(token), pending);
+        }
+
         _metrics.QueueDepth.Inc();
         if (!_queue.Writer.TryWrite(pending))
         {
+            pending.Cancellation.Dispose();
             _metrics.QueueDepth.Dec();
             ArrayPool<float>.Shared.Return(tensor);
             return Task.FromException<BatchResult>(new ObjectDisposedException(nameof(InferenceBatcher), "The model is shutting down."));
@@ -119,10 +145,27 @@ public sealed class InferenceBatcher : IAsyncDisposable
 
     private void Run(List<Pending> batch)
     {
+        // Images whose callers left while they waited are dropped here, before they cost a run.
+        _metrics.QueueDepth.Dec(batch.Count);
+        batch.RemoveAll(static pending =>
+        {
+            pending.Cancellation.Dispose();
+            if (!pending.Done.Task.IsCompleted)
+            {
+                return false;
+            }
+
+            ArrayPool<float>.Shared.Return(pending.Tensor);
+            return true;
+        });
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
         var count = batch.Count;
         var runSize = _padToMax ? _maxBatch : count;
         var started = Stopwatch.GetTimestamp();
-        _metrics.QueueDepth.Dec(count);
         _metrics.BatchSize.Observe(count);
         // A single image runs from its own tensor; a batch is laid out in one pooled buffer.
         var input = runSize == 1 ? batch[0].Tensor : ArrayPool<float>.Shared.Rent(_tensorLength * runSize);
@@ -150,7 +193,7 @@ public sealed class InferenceBatcher : IAsyncDisposable
             for (var i = 0; i < count; i++)
             {
                 var queued = Stopwatch.GetElapsedTime(batch[i].EnqueuedAt, started).TotalSeconds;
-                batch[i].Done.SetResult(new BatchResult(output.AsSpan(i * perImage, perImage).ToArray(), seconds, queued, count));
+                batch[i].Done.TrySetResult(new BatchResult(output.AsSpan(i * perImage, perImage).ToArray(), seconds, queued, count));
             }
         }
         catch (Exception e)

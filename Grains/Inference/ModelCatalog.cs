@@ -23,15 +23,20 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
         _options = options.Value;
         EnsureQuietEnvironment();
         var logger = loggers.CreateLogger<ModelCatalog>();
+        var images = imageOptions.Value;
+        Decodes = new DecodeGate(images.DecodeMemoryBytes, images.EffectiveMaxConcurrentDecodes, metrics.DecodeGate());
         foreach (var definition in ModelRepository.Load(_options.Repository))
         {
-            var runtime = new ModelRuntime(definition, imageOptions.Value, metrics.ForModel(definition.Model.Name, definition.Version), logger);
+            var runtime = new ModelRuntime(definition, images, metrics.ForModel(definition.Model.Name, definition.Version), logger, Decodes);
             _runtimes[(definition.Model.Name, definition.Version)] = runtime;
             _latest[definition.Model.Name] = definition.Version; // versions come in ascending order
         }
     }
 
     public IEnumerable<ModelRuntime> Runtimes => _runtimes.Values;
+
+    /// <summary>Decode admission for every model on this silo: the memory budget is the silo's, not a model's.</summary>
+    public DecodeGate Decodes { get; }
 
     /// <summary>Models load before the silo accepts grain calls, so no request meets a half-loaded catalog.</summary>
     public void Participate(ISiloLifecycle lifecycle) =>

@@ -32,12 +32,18 @@ public sealed class ModelRuntime : IDisposable
     private InferenceSession? _session;
     private InferenceBatcher? _batcher;
 
-    public ModelRuntime(ModelVersionDefinition definition, ImageOptions imageOptions, ModelMetrics metrics, ILogger logger)
+    private readonly ImageOptions _imageOptions;
+    private readonly DecodeGate _decodes;
+
+    /// <param name="decodes">The silo's decode admission, shared by its models; null: one of this runtime's own, from <paramref name="imageOptions"/>.</param>
+    public ModelRuntime(ModelVersionDefinition definition, ImageOptions imageOptions, ModelMetrics metrics, ILogger logger, DecodeGate? decodes = null)
     {
         Definition = definition;
         Metrics = metrics;
         _logger = logger;
-        Preprocessor = new ImagePreprocessor(definition.Model, imageOptions);
+        _imageOptions = imageOptions;
+        _decodes = decodes ?? new DecodeGate(imageOptions.DecodeMemoryBytes, imageOptions.EffectiveMaxConcurrentDecodes);
+        Preprocessor = new ImagePreprocessor(definition.Model, imageOptions, logger);
         _inputNames = [definition.Model.InputName];
         _outputNames = [definition.Model.OutputName];
         metrics.State.Set((int)Interfaces.ModelState.NotReady);
@@ -56,6 +62,7 @@ public sealed class ModelRuntime : IDisposable
     /// <summary><c>CUDA</c> or <c>CPU</c> once loaded; <c>none</c> before or after a failure.</summary>
     public string Provider { get; private set; } = "none";
 
+    /// <summary>Why the model failed to load, in words fit for anyone who asks: no path, host name or exception text (those are logged).</summary>
     public string? Error { get; private set; }
 
     public double LoadMs { get; private set; }
@@ -68,7 +75,7 @@ public sealed class ModelRuntime : IDisposable
         {
             if (!File.Exists(Definition.ModelPath))
             {
-                throw new FileNotFoundException($"{Definition.ModelPath} does not exist; put the model's ONNX file there.");
+                throw new FileNotFoundException($"{Definition.ModelPath} does not exist; put the model's ONNX file there.", Definition.ModelPath);
             }
 
             (_session, Provider) = CreateSession(options);
@@ -88,7 +95,7 @@ public sealed class ModelRuntime : IDisposable
             _session = null;
             Provider = "none";
             State = ModelState.Error;
-            Error = e.Message;
+            Error = PublicReason(e);
             _logger.LogError("Model {Model} version {Version} failed to load: {Error}", Model.Name, Definition.Version, e.Message);
         }
 
@@ -157,6 +164,20 @@ public sealed class ModelRuntime : IDisposable
         configured > 0 ? configured : Math.Max(1, cores / Math.Max(1, instances));
 
     private static string FirstLine(string s) => s.Split('\n', 2)[0].Trim();
+
+    /// <summary>
+    /// What a load failure tells the cluster's clients (<c>/readyz</c>, <c>/models</c>, 503 details): the kind of
+    /// failure and where to look, never the silo's paths or ONNX Runtime's text, which go to the silo's log.
+    /// Configuration mismatches are worded by this code from config.json fields and stay whole.
+    /// </summary>
+    private static string PublicReason(Exception e) => e switch
+    {
+        FileNotFoundException => "model.onnx is missing from this version's folder on the silo; see the silo's log.",
+        OnnxRuntimeException => "ONNX Runtime could not load model.onnx (damaged, truncated or not an ONNX model); see the silo's log.",
+        InvalidOperationException { InnerException: OnnxRuntimeException } =>
+            "Models:Device is 'cuda' but CUDA could not be used on this silo. Install the NVIDIA driver, CUDA 13 and cuDNN 9, or set Models:Device to 'auto' or 'cpu'; the silo's log has ONNX Runtime's reason.",
+        _ => e.Message,
+    };
 
     private void CheckSignature(InferenceSession session)
     {
@@ -259,15 +280,19 @@ public sealed class ModelRuntime : IDisposable
         }
     }
 
-    /// <summary>Preprocesses one image off the caller's thread, then classifies it in the model's next batch. Never throws for bad input.</summary>
-    public async Task<InferenceOutcome> PredictAsync(byte[] image)
+    /// <summary>
+    /// Preprocesses one image off the caller's thread, within the silo's decode budget, then classifies it in the
+    /// model's next batch. Never throws for bad input; a cancelled <paramref name="cancellationToken"/> gives up the
+    /// image's place in line, its decode and its place in the batch queue.
+    /// </summary>
+    public async Task<InferenceOutcome> PredictAsync(byte[] image, CancellationToken cancellationToken = default)
     {
         if (State != ModelState.Ready || _batcher is not { } batcher)
         {
-            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? "still loading"}."), 0, 0);
+            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? "still loading"}"), 0, 0);
         }
 
-        var (tensor, error, preprocessingMs) = await Task.Run(() => Preprocess(image));
+        var (tensor, error, preprocessingMs) = await PreprocessWithinBudgetAsync(image, cancellationToken);
         if (tensor is null)
         {
             return new(null, error, preprocessingMs, 0);
@@ -279,29 +304,119 @@ public sealed class ModelRuntime : IDisposable
         span?.SetTag("classifier.provider", Provider);
         try
         {
-            var result = await batcher.InferAsync(tensor);
+            var result = await batcher.InferAsync(tensor, cancellationToken);
             span?.SetTag("classifier.batch_size", result.BatchSize);
             span?.SetTag("classifier.queue_ms", result.QueueSeconds * 1000);
             Metrics.Inference.Observe(result.InferenceSeconds); // inside the request's span: the exemplar points at it
             return new(result.Output, null, preprocessingMs, result.InferenceSeconds * 1000);
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return new(null, Cancelled, preprocessingMs, 0);
+        }
         catch (Exception e) when (e is OnnxRuntimeException or ObjectDisposedException)
         {
             span?.SetStatus(ActivityStatusCode.Error, e.Message);
             _logger.LogError("Inference failed for {Model} version {Version}: {Error}", Model.Name, Definition.Version, e.Message);
-            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} could not run: {e.Message}"), preprocessingMs, 0);
+            var reason = e is ObjectDisposedException ? "the model is being unloaded on this silo" : "ONNX Runtime failed (see the silo's log)";
+            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} could not run: {reason}; retry shortly."), preprocessingMs, 0);
+        }
+    }
+
+    private static readonly PredictionError Cancelled = new(PredictionErrorKind.Cancelled, "The request was cancelled before its answer was ready.");
+
+    /// <summary>Seconds a client turned away for a full decode queue is asked to wait.</summary>
+    private const int BusyRetryAfterSeconds = 2;
+
+    /// <summary>
+    /// Inspects the image from its headers, waits for decode room for its estimated memory (refusing it when the
+    /// wait would exceed <see cref="ImageOptions.DecodeQueueTimeout"/>), then decodes it off the caller's thread
+    /// within <see cref="ImageOptions.DecodeTimeout"/>. Every refusal is counted by reason.
+    /// </summary>
+    private async Task<(float[]? Tensor, PredictionError? Error, double Milliseconds)> PreprocessWithinBudgetAsync(byte[] image, CancellationToken cancellationToken)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var (inspected, problem) = Preprocessor.Inspect(image);
+        if (inspected is null)
+        {
+            if (problem!.Kind == PredictionErrorKind.TooComplex)
+            {
+                _decodes.Refused(DecodeRefusal.TooManyScans);
+            }
+
+            return (null, problem, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+
+        if (inspected.DecodeBytes > _decodes.CapacityBytes)
+        {
+            _decodes.Refused(DecodeRefusal.TooLarge);
+            return (null, new(PredictionErrorKind.ImageTooLarge,
+                $"The image is {inspected.Width}x{inspected.Height}; decoding it takes about {inspected.DecodeBytes >> 20} MiB, more than this cluster decodes at once ({_decodes.CapacityBytes >> 20} MiB). Downscale it before sending."),
+                Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+
+        IDisposable? lease;
+        try
+        {
+            lease = await _decodes.EnterAsync(inspected.DecodeBytes, _imageOptions.DecodeQueueTimeout, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            _decodes.Refused(DecodeRefusal.Cancelled);
+            return (null, Cancelled, 0);
+        }
+
+        if (lease is null)
+        {
+            _decodes.Refused(DecodeRefusal.Busy);
+            return (null, new(PredictionErrorKind.Overloaded,
+                $"This silo is decoding as many images as its memory allows and none finished within {_imageOptions.DecodeQueueTimeout.TotalSeconds:0.#} s; retry in a few seconds.",
+                BusyRetryAfterSeconds), Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        }
+
+        using (lease)
+        {
+            using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            budget.CancelAfter(_imageOptions.DecodeTimeout);
+            try
+            {
+                return await Task.Run(() => Preprocess(inspected, budget.Token), budget.Token);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                _decodes.Refused(DecodeRefusal.Cancelled);
+                return (null, Cancelled, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+            catch (OperationCanceledException)
+            {
+                _decodes.Refused(DecodeRefusal.Timeout);
+                _logger.LogInformation("A {Width}x{Height} {Format} image for {Model} was abandoned after the decode budget of {Seconds} s", inspected.Width, inspected.Height, inspected.Format.Name, Model.Name, _imageOptions.DecodeTimeout.TotalSeconds);
+                return (null, new(PredictionErrorKind.TooComplex,
+                    $"Decoding the image took longer than this cluster allows ({_imageOptions.DecodeTimeout.TotalSeconds:0.#} s); send it smaller or re-encoded (for example as a baseline JPEG)."),
+                    Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
         }
     }
 
     /// <summary>Decodes and preprocesses into a pooled tensor, which the batcher takes over; null with the reason when the image is bad.</summary>
-    private (float[]? Tensor, PredictionError? Error, double Milliseconds) Preprocess(byte[] image)
+    private (float[]? Tensor, PredictionError? Error, double Milliseconds) Preprocess(InspectedImage image, CancellationToken cancellationToken)
     {
         using var span = Tracing.StartActivity("preprocess");
         span?.SetTag("classifier.model", Model.Name);
         span?.SetTag("classifier.model_version", Definition.Version);
         var tensor = ArrayPool<float>.Shared.Rent(Model.TensorLength);
         var start = Stopwatch.GetTimestamp();
-        var error = Preprocessor.Preprocess(image, tensor.AsSpan(0, Model.TensorLength));
+        PredictionError? error;
+        try
+        {
+            error = Preprocessor.Decode(image, tensor.AsSpan(0, Model.TensorLength), cancellationToken);
+        }
+        catch
+        {
+            ArrayPool<float>.Shared.Return(tensor);
+            throw;
+        }
+
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         if (error is not null)
         {

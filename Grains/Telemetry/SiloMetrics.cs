@@ -55,6 +55,11 @@ public sealed class SiloMetrics
         SystemCpu = f.CreateGauge("system_cpu_percent", "Whole-machine CPU use, 0 to 100, over the last sampling interval.");
         SystemMemory = f.CreateGauge("system_memory_percent", "Whole-machine memory in use (total - available), 0 to 100.");
         ProcessMemory = f.CreateGauge("process_memory_bytes", "This process's memory in bytes: rss (resident) or vms (virtual).", "type");
+        DecodeReservedBytes = f.CreateGauge("image_decode_reserved_bytes", "Memory reserved by image decodes now running on this silo (estimated from headers), in bytes; at most Images:DecodeMemoryBytes.");
+        DecodesRunning = f.CreateGauge("image_decodes_running", "Image decodes running on this silo now.");
+        DecodesWaiting = f.CreateGauge("image_decodes_waiting", "Image decodes waiting for decode memory or a decode slot on this silo.");
+        DecodeRefusals = f.CreateCounter("image_decode_refusals_total",
+            "Images this silo refused or abandoned before or during decoding, by reason: too_large (needs more decode memory than the silo has), busy (no room within Images:DecodeQueueTimeout), too_many_scans, timeout (over Images:DecodeTimeout), cancelled (the caller left).", "reason");
         AppInfo = f.CreateGauge("app_info", "Always 1; the labels say what is running.", "version", "build", "role", "orleans_version", "onnxruntime_version");
     }
 
@@ -112,6 +117,18 @@ public sealed class SiloMetrics
     public Gauge ProcessMemory { get; }
 
     public Gauge AppInfo { get; }
+
+    public Gauge DecodeReservedBytes { get; }
+
+    public Gauge DecodesRunning { get; }
+
+    public Gauge DecodesWaiting { get; }
+
+    public Counter DecodeRefusals { get; }
+
+    /// <summary>The gauges of this silo's decode gate.</summary>
+    public Classifier.Grains.Inference.DecodeGateMetrics DecodeGate() => new(DecodeReservedBytes, DecodesRunning, DecodesWaiting,
+        Enum.GetValues<Classifier.Grains.Inference.DecodeRefusal>().Select(r => (ICounter)DecodeRefusals.WithLabels(Classifier.Grains.Inference.DecodeGateMetrics.Label(r))).ToArray());
 
     /// <summary>The labelled children of one model version, resolved once.</summary>
     /// <remarks>

@@ -22,6 +22,9 @@ public class ClusterFixture : IAsyncLifetime
     public const int CacheCapacity = 4;
     public const int ShardCount = 32;
 
+    /// <summary>Shards the silos accept (Cluster:ShardCount): tests route with this many or fewer.</summary>
+    public const int SiloShardCount = 64;
+
     private static readonly TimeSpan LoadPublishInterval = TimeSpan.FromMilliseconds(250);
 
     public InProcessTestCluster Cluster { get; private set; } = null!;
@@ -43,6 +46,7 @@ public class ClusterFixture : IAsyncLifetime
                 o.IntraOpThreads = 1;
             });
             silo.Services.Configure<CacheOptions>(o => o.Capacity = CacheCapacity);
+            silo.Services.Configure<ShardingOptions>(o => o.ShardCount = SiloShardCount);
             silo.Services.Configure<ClusterStatsOptions>(o => o.ReportInterval = TimeSpan.FromSeconds(15));
 
             // Activation-count placement only considers silos whose load it has heard of; publish it often.
@@ -56,12 +60,13 @@ public class ClusterFixture : IAsyncLifetime
     }
 
     /// <summary>The gateway's own router, so tests route exactly as the gateway does.</summary>
-    public PredictionRouter Router(int shardCount = ShardCount) =>
-        new(Cluster.Client, Options.Create(new GatewayOptions { ShardCount = shardCount }), NullLogger<PredictionRouter>.Instance);
+    public PredictionRouter Router() =>
+        new(Cluster.Client, Options.Create(new GatewayOptions()), NullLogger<PredictionRouter>.Instance);
 
+    /// <summary>Classifies through the gateway's router, over <paramref name="shardCount"/> shards (at most <see cref="SiloShardCount"/>).</summary>
     public async Task<Prediction> ClassifyAsync(byte[] image, int shardCount = ShardCount)
     {
-        var reply = await Router(shardCount).PredictAsync("text-orientation", "1", image, 0, CancellationToken.None);
+        var reply = await Router().PredictAsync("text-orientation", "1", image, 0, shardCount, CancellationToken.None);
         Assert.NotNull(reply);
         Assert.Null(reply.Error);
         return reply.Prediction!;

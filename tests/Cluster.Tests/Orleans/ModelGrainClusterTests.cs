@@ -141,7 +141,7 @@ public sealed class ModelGrainClusterTests(ClusterFixture fixture)
     public async Task UnknownModelVersionIsReportedAsNotFound()
     {
         var reply = await fixture.Cluster.Client.GetGrain<IModelGrain>(ModelGrainKey.Format("text-orientation", "9", 0))
-            .PredictAsync(new PredictionRequest([1, 2, 3], new ImageHash(1, 2), 0));
+            .PredictAsync(new PredictionRequest([1, 2, 3], 0));
 
         Assert.Equal(PredictionErrorKind.ModelNotFound, reply.Error?.Kind);
     }

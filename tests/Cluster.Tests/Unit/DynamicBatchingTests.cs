@@ -16,7 +16,7 @@ public sealed class DynamicBatchingTests
         var upsideDown = Enumerable.Range(0, 8).Select(i => i % 2 == 1).ToArray();
         var images = upsideDown.Select((down, i) => TextImages.Render($"Batched line {i}", upsideDown: down)).ToArray();
 
-        var outcomes = await Task.WhenAll(images.Select(runtime.PredictAsync));
+        var outcomes = await Task.WhenAll(images.Select(image => runtime.PredictAsync(image)));
 
         var batchSizes = metrics.BatchSize.WithLabels("text-orientation", "1");
         Assert.Equal(8, batchSizes.Sum);
@@ -35,7 +35,7 @@ public sealed class DynamicBatchingTests
         using var _ = runtime;
         var images = Enumerable.Range(0, 12).Select(i => TextImages.Numbered(14000 + i)).ToArray();
 
-        var outcomes = await Task.WhenAll(images.Select(runtime.PredictAsync));
+        var outcomes = await Task.WhenAll(images.Select(image => runtime.PredictAsync(image)));
 
         Assert.All(outcomes, o => Assert.Null(o.Error));
         var histogram = metrics.BatchSize.WithLabels("text-orientation", "1");
@@ -97,7 +97,7 @@ public sealed class DynamicBatchingTests
             return t;
         }).ToArray();
 
-        var results = await Task.WhenAll(tensors.Select(batcher.InferAsync));
+        var results = await Task.WhenAll(tensors.Select(tensor => batcher.InferAsync(tensor)));
 
         Assert.All(runSizes, size => Assert.Equal(4, size));
         Assert.True(paddingWasZero, "the unused places of a padded batch held stale values");
@@ -113,7 +113,7 @@ public sealed class DynamicBatchingTests
         var upsideDown = new[] { true, false, false, true, false };
         var images = upsideDown.Select((down, i) => TextImages.Render($"Padded line {i}", upsideDown: down)).ToArray();
 
-        var outcomes = await Task.WhenAll(images.Select(runtime.PredictAsync));
+        var outcomes = await Task.WhenAll(images.Select(image => runtime.PredictAsync(image)));
 
         for (var i = 0; i < images.Length; i++)
         {
