@@ -63,6 +63,51 @@ public sealed class AccessControlTests(ProcessClusterFixture cluster)
         Assert.Equal(200, (int)onManagement.StatusCode); // probes need no key
     }
 
+    /// <summary>Routing tolerates a trailing slash, a dot segment, case and doubled slashes; none of them may reach a probe or the metrics on the public port.</summary>
+    [Theory]
+    [InlineData("/metrics/")]
+    [InlineData("/metrics/.")]
+    [InlineData("/METRICS")]
+    [InlineData("//metrics")]
+    [InlineData("/metrics?x=1")]
+    [InlineData("/readyz/")]
+    [InlineData("/healthz/")]
+    [InlineData("/HealthZ")]
+    [InlineData("/./readyz")]
+    public async Task NoSpellingOfAManagementPathReachesItOnThePublicPort(string path)
+    {
+        var socket = await RawGetAsync(new Uri(cluster.SecuredGatewayUrl).Port, path);
+
+        Assert.StartsWith("HTTP/1.1 404", socket, StringComparison.Ordinal);
+        Assert.DoesNotContain("process_cpu_seconds_total", socket, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"status\":\"ready\"", socket, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"status\":\"live\"", socket, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("/predict/")]
+    [InlineData("/PREDICT")]
+    [InlineData("/models/")]
+    public async Task NoSpellingOfAnApiPathReachesItOnTheManagementPort(string path)
+    {
+        using var response = await cluster.Http.PostAsync(cluster.SecuredManagementUrl + path, Raw(TextImages.Render("spelling"), "image/png"));
+        using var get = await cluster.Http.GetAsync(cluster.SecuredManagementUrl + path);
+
+        Assert.Equal(404, (int)response.StatusCode);
+        Assert.Equal(404, (int)get.StatusCode);
+    }
+
+    /// <summary>Sends the request line exactly as given (HttpClient would normalise the path) and answers the raw response.</summary>
+    private static async Task<string> RawGetAsync(int port, string path)
+    {
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
+        await using var stream = client.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+        using var reader = new StreamReader(stream);
+        return await reader.ReadToEndAsync();
+    }
+
     [Fact]
     public async Task TheApiIsNotServedOnTheManagementPort()
     {

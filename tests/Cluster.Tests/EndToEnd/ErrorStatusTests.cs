@@ -125,4 +125,37 @@ public sealed class ErrorStatusTests(ProcessClusterFixture cluster)
         await predict.AssertProblemAsync(503, "silo");
         await ready.AssertProblemAsync(503, "not connected");
     }
+
+    [Theory]
+    [InlineData("/models/{0}", "GET")]
+    [InlineData("/predict?model=text-orientation&version={0}", "POST")]
+    [InlineData("/predict?top_k={0}", "POST")]
+    public async Task ClientValuesAreNotEchoedAtLength(string template, string method)
+    {
+        var huge = method == "GET" ? new string('a', 7000) : new string('7', 7000);
+        using var request = new HttpRequestMessage(new HttpMethod(method), cluster.GatewayUrl + string.Format(System.Globalization.CultureInfo.InvariantCulture, template, huge));
+        if (method == "POST")
+        {
+            request.Content = Raw(TextImages.Render("echo"), "image/png");
+        }
+
+        using var response = await cluster.Http.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+
+        Assert.InRange((int)response.StatusCode, 400, 404);
+        Assert.True(body.Length < 1000, $"a {huge.Length}-character value came back in a {body.Length}-character answer");
+    }
+
+    [Fact]
+    public async Task AContentTypeIsNotEchoedAtLength()
+    {
+        var content = new ByteArrayContent(TextImages.Render("type"));
+        content.Headers.TryAddWithoutValidation("Content-Type", "text/" + new string('x', 5000));
+
+        using var response = await cluster.Http.PostAsync(cluster.GatewayUrl + "/predict", content);
+        var body = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(415, (int)response.StatusCode);
+        Assert.True(body.Length < 1000, $"{body.Length} characters: {body[..200]}");
+    }
 }

@@ -52,4 +52,28 @@ public sealed class ModelFailureTests(ProcessClusterFixture cluster)
         Assert.Contains(model.GetProperty("versions")[0].GetProperty("silos").EnumerateArray(),
             s => s.GetProperty("state").GetString() == "error" && !string.IsNullOrEmpty(s.GetProperty("error").GetString()));
     }
+
+    /// <summary>The silo's file paths and ONNX Runtime's own text stay in the silo's log: every answer that explains the failure says what failed, not where.</summary>
+    [Fact]
+    public async Task AnswersAboutTheFailedModelCarryNoPathOrRuntimeText()
+    {
+        using var predict = await cluster.Http.PostAsync(cluster.GatewayUrl + $"/predict?model={Broken}", Raw(TextImages.Render("broken model"), "image/png"));
+        var answers = new[]
+        {
+            await predict.Content.ReadAsStringAsync(),
+            await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/readyz"),
+            await cluster.Http.GetStringAsync(cluster.GatewayUrl + $"/models/{Broken}"),
+            await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/models"),
+        };
+
+        foreach (var answer in answers)
+        {
+            Assert.DoesNotContain(cluster.ModelRepository, answer, StringComparison.Ordinal);
+            Assert.DoesNotContain("model.onnx failed", answer, StringComparison.Ordinal); // ONNX Runtime's "Load model from ... failed"
+            Assert.DoesNotContain("/tmp/", answer, StringComparison.Ordinal);
+            Assert.DoesNotContain("onnxruntime", answer, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("could not load model.onnx", answers[1], StringComparison.Ordinal);
+    }
 }

@@ -34,6 +34,45 @@ public sealed class ClusterProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    public int Pid => _process.Id;
+
+    /// <summary>Peak resident memory since start or the last <see cref="ResetPeakRss"/>, in bytes (the kernel's VmHWM).</summary>
+    public long PeakRssBytes => StatusKilobytes("VmHWM:") * 1024;
+
+    /// <summary>Resident memory now, in bytes.</summary>
+    public long RssBytes => StatusKilobytes("VmRSS:") * 1024;
+
+    /// <summary>Restarts the peak-RSS measurement (Linux: clear_refs 5).</summary>
+    public void ResetPeakRss()
+    {
+        try
+        {
+            File.WriteAllText($"/proc/{_process.Id}/clear_refs", "5");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The peak then covers the whole life of the process.
+        }
+    }
+
+    /// <summary>CPU time the process has used, user and system, in seconds.</summary>
+    public double CpuSeconds
+    {
+        get
+        {
+            var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            // After the command: state is field 3, so utime (14) and stime (15) are at 11 and 12 here.
+            return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) / 100.0;
+        }
+    }
+
+    private long StatusKilobytes(string field)
+    {
+        var line = File.ReadLines($"/proc/{_process.Id}/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
+        return long.Parse(line[field.Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     public int ExitCode => _process.ExitCode;
 
     /// <summary>The build configuration of this test assembly, so the processes match what was just built.</summary>
@@ -46,7 +85,11 @@ public sealed class ClusterProcess : IAsyncDisposable
     }
 
     public static ClusterProcess StartSilo(string name, int httpPort, int siloPort, int gatewayPort, int primarySiloPort, string clusterId, string modelRepository, params string[] extra) =>
-        Start(name, DllPath("Silo", "Classifier.Silo"),
+        StartSilo(name, httpPort, siloPort, gatewayPort, primarySiloPort, clusterId, modelRepository, null, extra);
+
+    /// <param name="limit">The memory the process may use, as a pod's limit; null: unlimited.</param>
+    public static ClusterProcess StartSilo(string name, int httpPort, int siloPort, int gatewayPort, int primarySiloPort, string clusterId, string modelRepository, MemoryLimit? limit, params string[] extra) =>
+        Start(name, limit, DllPath("Silo", "Classifier.Silo"),
         [
             "--urls", $"http://127.0.0.1:{httpPort}",
             "--Cluster:ClusterId", clusterId, "--Cluster:ServiceId", clusterId,
@@ -58,7 +101,11 @@ public sealed class ClusterProcess : IAsyncDisposable
         ]);
 
     public static ClusterProcess StartGateway(string name, int httpPort, int[] siloGatewayPorts, string clusterId, params string[] extra) =>
-        Start(name, DllPath("Gateway", "Classifier.Gateway"),
+        StartGateway(name, httpPort, siloGatewayPorts, clusterId, null, extra);
+
+    /// <param name="limit">The memory the process may use, as a pod's limit; null: unlimited.</param>
+    public static ClusterProcess StartGateway(string name, int httpPort, int[] siloGatewayPorts, string clusterId, MemoryLimit? limit, params string[] extra) =>
+        Start(name, limit, DllPath("Gateway", "Classifier.Gateway"),
         [
             "--urls", $"http://127.0.0.1:{httpPort}",
             "--Cluster:ClusterId", clusterId, "--Cluster:ServiceId", clusterId,
@@ -67,23 +114,37 @@ public sealed class ClusterProcess : IAsyncDisposable
             .. extra,
         ]);
 
-    private static ClusterProcess Start(string name, string dll, string[] args)
+    private static ClusterProcess Start(string name, MemoryLimit? limit, string dll, string[] args)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var (file, arguments, environment) = limit is null
+            ? ("dotnet", (IReadOnlyList<string>)[dll, .. args], new Dictionary<string, string>())
+            : limit.Wrap("dotnet", [dll, .. args]);
+        var info = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Repo.Root,
         };
-        info.ArgumentList.Add(dll);
-        foreach (var a in args)
+        foreach (var a in arguments)
         {
             info.ArgumentList.Add(a);
         }
 
         info.Environment["Logging__LogLevel__Default"] = "Warning";
-        info.Environment["DOTNET_gcServer"] = "0"; // several processes share two cores in CI
+
+        // Several processes share two cores in CI; a memory-limited process runs as its pod does (server GC on two cores).
+        info.Environment["DOTNET_gcServer"] = limit is null ? "0" : "1";
+        if (limit is not null)
+        {
+            info.Environment["DOTNET_PROCESSOR_COUNT"] = "2";
+        }
+
+        foreach (var (key, value) in environment)
+        {
+            info.Environment[key] = value;
+        }
+
         var process = new Process { StartInfo = info };
         var handle = new ClusterProcess(name, process);
         process.OutputDataReceived += (_, e) => handle.Append(e.Data);

@@ -13,22 +13,26 @@ public static class DefaultModel
     /// <param name="adjust">Changes to the model's config before loading, e.g. batching settings.</param>
     /// <param name="recordRequests">False: the silo's <c>Metrics:Enabled=false</c>.</param>
     /// <param name="configure">Further silo settings (<c>Models:*</c>) beyond the device.</param>
-    public static (ModelRuntime Runtime, SiloMetrics Metrics) Load(string device = "cpu", Func<ModelDefinition, ModelDefinition>? adjust = null, bool recordRequests = true, Action<ModelsOptions>? configure = null)
+    /// <param name="images">Decoding settings (<c>Images:*</c>); the decode gate is then the runtime's own, with the silo's metrics.</param>
+    public static (ModelRuntime Runtime, SiloMetrics Metrics) Load(string device = "cpu", Func<ModelDefinition, ModelDefinition>? adjust = null, bool recordRequests = true, Action<ModelsOptions>? configure = null, Action<ImageOptions>? images = null)
     {
         Repo.RequireDefaultModel();
-        return LoadFrom(Repo.Models, "text-orientation", device, adjust, recordRequests, configure);
+        return LoadFrom(Repo.Models, "text-orientation", device, adjust, recordRequests, configure, images);
     }
 
     /// <summary>The optional resnet18 embedding model, from the fetched files (see <see cref="Repo.CreateResnet18Repository"/>).</summary>
     public static ModelRuntime LoadResnet18(Func<ModelDefinition, ModelDefinition>? adjust = null) =>
         LoadFrom(Repo.CreateResnet18Repository(), "resnet18", "cpu", adjust).Runtime;
 
-    private static (ModelRuntime Runtime, SiloMetrics Metrics) LoadFrom(string repository, string name, string device, Func<ModelDefinition, ModelDefinition>? adjust, bool recordRequests = true, Action<ModelsOptions>? configure = null)
+    private static (ModelRuntime Runtime, SiloMetrics Metrics) LoadFrom(string repository, string name, string device, Func<ModelDefinition, ModelDefinition>? adjust, bool recordRequests = true, Action<ModelsOptions>? configure = null, Action<ImageOptions>? images = null)
     {
         var version = ModelRepository.Load(repository).Single(v => v.Model.Name == name);
         version = version with { Model = (adjust ?? (m => m))(version.Model) };
         var metrics = new SiloMetrics(Metrics.NewCustomRegistry(), recordRequests);
-        var runtime = new ModelRuntime(version, new ImageOptions(), metrics.ForModel(name, version.Version), NullLogger.Instance);
+        var imageOptions = new ImageOptions();
+        images?.Invoke(imageOptions);
+        var gate = new DecodeGate(imageOptions.DecodeMemoryBytes, imageOptions.EffectiveMaxConcurrentDecodes, metrics.DecodeGate());
+        var runtime = new ModelRuntime(version, imageOptions, metrics.ForModel(name, version.Version), NullLogger.Instance, gate);
         var options = new ModelsOptions { Device = device };
         configure?.Invoke(options);
         runtime.Load(options);
