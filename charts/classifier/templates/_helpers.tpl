@@ -99,6 +99,17 @@ Environment both roles share: downward API and cluster membership.
 {{- end }}
 
 {{/*
+Peers that may reach the metrics and probe ports: networkPolicy.metricsFrom, or every pod in the cluster.
+*/}}
+{{- define "classifier.metricsFrom" -}}
+{{- if .Values.networkPolicy.metricsFrom }}
+{{- toYaml .Values.networkPolicy.metricsFrom }}
+{{- else }}
+- namespaceSelector: {}
+{{- end }}
+{{- end }}
+
+{{/*
 Pod and container security settings every pod of the chart uses (the "restricted" Pod Security Standard).
 */}}
 {{- define "classifier.podSecurityContext" -}}
