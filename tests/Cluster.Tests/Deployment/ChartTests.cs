@@ -139,6 +139,7 @@ public sealed partial class ChartTests
     [InlineData("redis.yaml", "redis.enabled")]
     [InlineData("ingress.yaml", "gateway.ingress.enabled")]
     [InlineData("networkpolicy.yaml", "networkPolicy.enabled")]
+    [InlineData("cluster-tls.yaml", "clusterTls.enabled")]
     public void EveryOptionalObjectIsWhollyBehindItsValuesFlag(string template, string flag)
     {
         var actions = Action().Matches(File.ReadAllText(Path.Combine(TemplatesDir, template))).Select(m => m.Value).ToList();
@@ -211,6 +212,7 @@ public sealed partial class ChartTests
         Assert.Equal($"{Manifests.Deployment("classifier-silo").Spec.Template.Spec.TerminationGracePeriodSeconds}", Resolve("silo.terminationGracePeriodSeconds"));
         Assert.Equal(silo.Resources.Requests["cpu"].ToString(), Resolve("silo.resources.requests.cpu"));
         Assert.Equal(silo.Resources.Limits["memory"].ToString(), Resolve("silo.resources.limits.memory"));
+        Assert.Equal(siloEnv["Cluster__Tls__Enabled"], Resolve("clusterTls.enabled"));
         Assert.Equal(Manifests.All<V1NetworkPolicy>().Any() ? "true" : "false", Resolve("networkPolicy.enabled"));
     }
 
@@ -256,6 +258,57 @@ public sealed partial class ChartTests
         Assert.True(redisBlock.Success, "networkpolicy.yaml: no redis.enabled block");
         Assert.Contains("name: {{ include \"classifier.fullname\" . }}-redis", redisBlock.Groups[1].Value, StringComparison.Ordinal);
         Assert.Single(Regex.Matches(template, @"-redis\n"));
+    }
+
+    [Fact]
+    public void TheGeneratedClusterCertificateIsKeptAcrossUpgradesAndNotMadeForAnExistingSecret()
+    {
+        var text = File.ReadAllText(Path.Combine(TemplatesDir, "cluster-tls.yaml"));
+        var actions = Action().Matches(text).Select(m => m.Value).ToList();
+
+        Assert.Equal("{{- if not .Values.clusterTls.existingSecret }}", actions[1]);
+        Assert.Equal("", Resolve("clusterTls.existingSecret"));
+        Assert.Contains("{{- $name := include \"classifier.clusterTlsSecret\" . }}", text, StringComparison.Ordinal);
+        Assert.Contains("name: {{ $name }}", text, StringComparison.Ordinal);
+        Assert.Contains("type: kubernetes.io/tls", text, StringComparison.Ordinal);
+        // An upgrade reads back the installed Secret and keeps its keys; only an install generates a CA and a certificate.
+        Assert.Contains("{{- $previous := (lookup \"v1\" \"Secret\" .Release.Namespace $name).data | default dict }}", text, StringComparison.Ordinal);
+        var keys = string.Join(' ', ClusterTlsTests.SettingKeys.Values.Select(k => $"\"{k}\""));
+        var reuse = actions.IndexOf($"{{{{- if and {string.Join(' ', ClusterTlsTests.SettingKeys.Values.Select(k => $"(hasKey $previous \"{k}\")"))} }}}}");
+        Assert.True(reuse > 0, "cluster-tls.yaml: no branch that keeps a complete installed Secret");
+        Assert.Equal($"{{{{- $data = pick $previous {keys} }}}}", actions[reuse + 1]);
+        Assert.Equal("{{- else }}", actions[reuse + 2]);
+        // genSignedCert's certificates carry both the server auth and client auth usages, which mutual TLS needs.
+        Assert.StartsWith("{{- $ca := genCA ", actions[reuse + 3], StringComparison.Ordinal);
+        Assert.Matches(@"^\{\{- \$cert := genSignedCert .* \$ca \}\}$", actions[reuse + 4]);
+        Assert.Equal("{{- $data = dict \"tls.crt\" ($cert.Cert | b64enc) \"tls.key\" ($cert.Key | b64enc) \"ca.crt\" ($ca.Cert | b64enc) }}", actions[reuse + 5]);
+        Assert.Equal("{{- end }}", actions[reuse + 6]);
+        Assert.Contains("data:\n  {{- toYaml $data | nindent 2 }}\n", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SilosAndGatewaysMountTheClusterTlsSecretWhereTheirSettingsPointOnlyWhenTlsIsOn()
+    {
+        var env = ParseYaml<List<object?>>(Define("classifier.clusterEnv")).Cast<Dictionary<string, object?>>().ToDictionary(e => (string)e["name"]!, e => (string?)e.GetValueOrDefault("value"));
+        var mount = ParseYaml<List<object?>>(Define("classifier.clusterTlsVolumeMount")).Cast<Dictionary<string, object?>>().Single();
+        var volume = Define("classifier.clusterTlsVolume");
+
+        Assert.Equal("{{ .Values.clusterTls.enabled | quote }}", env["Cluster__Tls__Enabled"]);
+        foreach (var (setting, key) in ClusterTlsTests.SettingKeys)
+        {
+            Assert.Equal($"{mount["mountPath"]}/{key}", env[setting]);
+        }
+
+        Assert.Equal("true", mount["readOnly"]);
+        Assert.Equal(mount["name"], ParseYaml<List<object?>>(volume).Cast<Dictionary<string, object?>>().Single()["name"]);
+        Assert.Contains("secretName: {{ include \"classifier.clusterTlsSecret\" . }}", volume, StringComparison.Ordinal);
+        foreach (var role in new[] { "silo.yaml", "gateway.yaml" })
+        {
+            var text = File.ReadAllText(Path.Combine(TemplatesDir, role));
+            Assert.Contains("{{- include \"classifier.clusterEnv\" . | nindent 12 }}", text, StringComparison.Ordinal);
+            Assert.Matches(@" +\{\{- if \.Values\.clusterTls\.enabled \}\}\n +\{\{- include ""classifier\.clusterTlsVolumeMount"" \. \| nindent 12 \}\}\n +\{\{- end \}\}\n", text);
+            Assert.Matches(@" +\{\{- if \.Values\.clusterTls\.enabled \}\}\n +\{\{- include ""classifier\.clusterTlsVolume"" \. \| nindent 8 \}\}\n +\{\{- end \}\}\n", text);
+        }
     }
 
     /// <summary>The body of a <c>define</c> in _helpers.tpl.</summary>
