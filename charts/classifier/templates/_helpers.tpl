@@ -96,6 +96,48 @@ Environment both roles share: downward API and cluster membership.
   value: {{ .Values.cluster.serviceId | quote }}
 - name: Cluster__ClusterId
   value: {{ .Values.cluster.clusterId | quote }}
+- name: Cluster__Tls__Enabled
+  value: {{ .Values.clusterTls.enabled | quote }}
+- name: Cluster__Tls__CertificatePath
+  value: /etc/classifier/tls/tls.crt
+- name: Cluster__Tls__KeyPath
+  value: /etc/classifier/tls/tls.key
+- name: Cluster__Tls__CaPath
+  value: /etc/classifier/tls/ca.crt
+{{- end }}
+
+{{/*
+The Secret holding the cluster TLS certificate: the one given, or the one cluster-tls.yaml generates.
+*/}}
+{{- define "classifier.clusterTlsSecret" -}}
+{{- .Values.clusterTls.existingSecret | default (printf "%s-cluster-tls" (include "classifier.fullname" .)) }}
+{{- end }}
+
+{{/*
+Volume and mount of the cluster TLS Secret, on silos and gateways alike, where Cluster__Tls__*Path point.
+Not optional: with TLS on, a pod without its certificate could join no one, so it waits for the Secret.
+*/}}
+{{- define "classifier.clusterTlsVolume" -}}
+- name: cluster-tls
+  secret:
+    secretName: {{ include "classifier.clusterTlsSecret" . }}
+{{- end }}
+
+{{- define "classifier.clusterTlsVolumeMount" -}}
+- name: cluster-tls
+  mountPath: /etc/classifier/tls
+  readOnly: true
+{{- end }}
+
+{{/*
+Peers that may reach the metrics and probe ports: networkPolicy.metricsFrom, or every pod in the cluster.
+*/}}
+{{- define "classifier.metricsFrom" -}}
+{{- if .Values.networkPolicy.metricsFrom }}
+{{- toYaml .Values.networkPolicy.metricsFrom }}
+{{- else }}
+- namespaceSelector: {}
+{{- end }}
 {{- end }}
 
 {{/*

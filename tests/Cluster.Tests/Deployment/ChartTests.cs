@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Classifier.Tests.Support;
+using k8s;
 using k8s.Models;
 using YamlDotNet.RepresentationModel;
 
@@ -7,8 +8,9 @@ namespace Classifier.Tests.Deployment;
 
 /// <summary>
 /// What can be checked of the Helm chart without helm: Chart.yaml, values used versus values defined, templates
-/// that are YAML once their actions are stripped, helper labels, and a values flag in front of every optional object.
-/// (helm lint / helm template are not run: helm is not installable here.)
+/// that are YAML once their actions are stripped, helper labels, a values flag in front of every optional object, and
+/// what the NetworkPolicies admit once the label helpers are written out.
+/// (helm lint / helm template are not run: no package installs helm on the project's machines or CI.)
 /// </summary>
 public sealed partial class ChartTests
 {
@@ -30,6 +32,15 @@ public sealed partial class ChartTests
 
     [GeneratedRegex(@"^\s*(\{\{.*?\}\}\s*)+$")]
     private static partial Regex ActionOnlyLine();
+
+    [GeneratedRegex(@"^\{\{- \$(\w+) := dict ""ctx"" \$ ""component"" ""(\w+)"" \}\}$", RegexOptions.Multiline)]
+    private static partial Regex ComponentVariable();
+
+    [GeneratedRegex(@"^ *\{\{- include ""classifier\.(?:selectorLabels|labels)"" \$(\w+) \| nindent (\d+) \}\}$", RegexOptions.Multiline)]
+    private static partial Regex LabelsInclude();
+
+    [GeneratedRegex(@"^ *\{\{- include ""(classifier\.\w+)"" \. \| nindent (\d+) \}\}$", RegexOptions.Multiline)]
+    private static partial Regex HelperInclude();
 
     [Fact]
     public void ChartYamlDeclaresAnApplicationChartWithSemverVersionAndAppVersion()
@@ -127,6 +138,8 @@ public sealed partial class ChartTests
     [InlineData("pdb.yaml", "podDisruptionBudget.enabled")]
     [InlineData("redis.yaml", "redis.enabled")]
     [InlineData("ingress.yaml", "gateway.ingress.enabled")]
+    [InlineData("networkpolicy.yaml", "networkPolicy.enabled")]
+    [InlineData("cluster-tls.yaml", "clusterTls.enabled")]
     public void EveryOptionalObjectIsWhollyBehindItsValuesFlag(string template, string flag)
     {
         var actions = Action().Matches(File.ReadAllText(Path.Combine(TemplatesDir, template))).Select(m => m.Value).ToList();
@@ -199,7 +212,137 @@ public sealed partial class ChartTests
         Assert.Equal($"{Manifests.Deployment("classifier-silo").Spec.Template.Spec.TerminationGracePeriodSeconds}", Resolve("silo.terminationGracePeriodSeconds"));
         Assert.Equal(silo.Resources.Requests["cpu"].ToString(), Resolve("silo.resources.requests.cpu"));
         Assert.Equal(silo.Resources.Limits["memory"].ToString(), Resolve("silo.resources.limits.memory"));
+        Assert.Equal(siloEnv["Cluster__Tls__Enabled"], Resolve("clusterTls.enabled"));
+        Assert.Equal(Manifests.All<V1NetworkPolicy>().Any() ? "true" : "false", Resolve("networkPolicy.enabled"));
     }
+
+    public static TheoryData<string, string, string[]> ClusterPorts() => NetworkPolicyRules.ClusterPorts;
+
+    [Theory]
+    [MemberData(nameof(ClusterPorts))]
+    public void ChartPoliciesAdmitClusterPortsOnlyFromThePodsOfTheRolesThatUseThem(string component, string port, string[] clients) =>
+        NetworkPolicyRules.AssertOnlyFrom(SketchedPolicies(), SketchedWorkloads(), component, port, clients);
+
+    [Fact]
+    public void ChartPoliciesLeaveTheApiOpenAndMetricsToTheClusterAndNamePortsThePodsDeclare()
+    {
+        var policies = SketchedPolicies();
+        var workloads = SketchedWorkloads();
+
+        NetworkPolicyRules.AssertFromAnywhere(policies, workloads, "gateway", "http");
+        NetworkPolicyRules.AssertFromWholeClusterOnly(policies, workloads, "silo", "metrics");
+        NetworkPolicyRules.AssertFromWholeClusterOnly(policies, workloads, "gateway", "metrics");
+        NetworkPolicyRules.AssertPortsExist(policies, workloads);
+        NetworkPolicyRules.AssertPeersSelectWorkloads(policies, workloads);
+        Assert.All(policies, p => Assert.Equal(["Ingress"], p.Spec.PolicyTypes));
+    }
+
+    [Fact]
+    public void MetricsSourcesAreTheWholeClusterUnlessNetworkPolicyMetricsFromNarrowsThem()
+    {
+        var helper = Define("classifier.metricsFrom");
+        var template = File.ReadAllText(Path.Combine(TemplatesDir, "networkpolicy.yaml"));
+
+        Assert.Equal(new List<object?>(), Resolve("networkPolicy.metricsFrom"));
+        Assert.Contains("{{- if .Values.networkPolicy.metricsFrom }}\n{{- toYaml .Values.networkPolicy.metricsFrom }}\n{{- else }}\n- namespaceSelector: {}", helper, StringComparison.Ordinal);
+        // Both metrics rules, the silos' and the gateways', take their peers from it.
+        Assert.Equal(2, Regex.Matches(template, @"- from:\n +\{\{- include ""classifier\.metricsFrom"" \. \| nindent 8 \}\}\n +ports:\n +- port: metrics\n").Count);
+    }
+
+    [Fact]
+    public void TheRedisPolicyComesOnlyWithTheBundledRedis()
+    {
+        var template = File.ReadAllText(Path.Combine(TemplatesDir, "networkpolicy.yaml"));
+        var redisBlock = Regex.Match(template, @"\{\{- if \.Values\.redis\.enabled \}\}(.*?)\{\{- end \}\}", RegexOptions.Singleline);
+
+        Assert.True(redisBlock.Success, "networkpolicy.yaml: no redis.enabled block");
+        Assert.Contains("name: {{ include \"classifier.fullname\" . }}-redis", redisBlock.Groups[1].Value, StringComparison.Ordinal);
+        Assert.Single(Regex.Matches(template, @"-redis\n"));
+    }
+
+    [Fact]
+    public void TheGeneratedClusterCertificateIsKeptAcrossUpgradesAndNotMadeForAnExistingSecret()
+    {
+        var text = File.ReadAllText(Path.Combine(TemplatesDir, "cluster-tls.yaml"));
+        var actions = Action().Matches(text).Select(m => m.Value).ToList();
+
+        Assert.Equal("{{- if not .Values.clusterTls.existingSecret }}", actions[1]);
+        Assert.Equal("", Resolve("clusterTls.existingSecret"));
+        Assert.Contains("{{- $name := include \"classifier.clusterTlsSecret\" . }}", text, StringComparison.Ordinal);
+        Assert.Contains("name: {{ $name }}", text, StringComparison.Ordinal);
+        Assert.Contains("type: kubernetes.io/tls", text, StringComparison.Ordinal);
+        // An upgrade reads back the installed Secret and keeps its keys; only an install generates a CA and a certificate.
+        Assert.Contains("{{- $previous := (lookup \"v1\" \"Secret\" .Release.Namespace $name).data | default dict }}", text, StringComparison.Ordinal);
+        var keys = string.Join(' ', ClusterTlsTests.SettingKeys.Values.Select(k => $"\"{k}\""));
+        var reuse = actions.IndexOf($"{{{{- if and {string.Join(' ', ClusterTlsTests.SettingKeys.Values.Select(k => $"(hasKey $previous \"{k}\")"))} }}}}");
+        Assert.True(reuse > 0, "cluster-tls.yaml: no branch that keeps a complete installed Secret");
+        Assert.Equal($"{{{{- $data = pick $previous {keys} }}}}", actions[reuse + 1]);
+        Assert.Equal("{{- else }}", actions[reuse + 2]);
+        // genSignedCert's certificates carry both the server auth and client auth usages, which mutual TLS needs.
+        Assert.StartsWith("{{- $ca := genCA ", actions[reuse + 3], StringComparison.Ordinal);
+        Assert.Matches(@"^\{\{- \$cert := genSignedCert .* \$ca \}\}$", actions[reuse + 4]);
+        Assert.Equal("{{- $data = dict \"tls.crt\" ($cert.Cert | b64enc) \"tls.key\" ($cert.Key | b64enc) \"ca.crt\" ($ca.Cert | b64enc) }}", actions[reuse + 5]);
+        Assert.Equal("{{- end }}", actions[reuse + 6]);
+        Assert.Contains("data:\n  {{- toYaml $data | nindent 2 }}\n", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SilosAndGatewaysMountTheClusterTlsSecretWhereTheirSettingsPointOnlyWhenTlsIsOn()
+    {
+        var env = ParseYaml<List<object?>>(Define("classifier.clusterEnv")).Cast<Dictionary<string, object?>>().ToDictionary(e => (string)e["name"]!, e => (string?)e.GetValueOrDefault("value"));
+        var mount = ParseYaml<List<object?>>(Define("classifier.clusterTlsVolumeMount")).Cast<Dictionary<string, object?>>().Single();
+        var volume = Define("classifier.clusterTlsVolume");
+
+        Assert.Equal("{{ .Values.clusterTls.enabled | quote }}", env["Cluster__Tls__Enabled"]);
+        foreach (var (setting, key) in ClusterTlsTests.SettingKeys)
+        {
+            Assert.Equal($"{mount["mountPath"]}/{key}", env[setting]);
+        }
+
+        Assert.Equal("true", mount["readOnly"]);
+        Assert.Equal(mount["name"], ParseYaml<List<object?>>(volume).Cast<Dictionary<string, object?>>().Single()["name"]);
+        Assert.Contains("secretName: {{ include \"classifier.clusterTlsSecret\" . }}", volume, StringComparison.Ordinal);
+        foreach (var role in new[] { "silo.yaml", "gateway.yaml" })
+        {
+            var text = File.ReadAllText(Path.Combine(TemplatesDir, role));
+            Assert.Contains("{{- include \"classifier.clusterEnv\" . | nindent 12 }}", text, StringComparison.Ordinal);
+            Assert.Matches(@" +\{\{- if \.Values\.clusterTls\.enabled \}\}\n +\{\{- include ""classifier\.clusterTlsVolumeMount"" \. \| nindent 12 \}\}\n +\{\{- end \}\}\n", text);
+            Assert.Matches(@" +\{\{- if \.Values\.clusterTls\.enabled \}\}\n +\{\{- include ""classifier\.clusterTlsVolume"" \. \| nindent 8 \}\}\n +\{\{- end \}\}\n", text);
+        }
+    }
+
+    /// <summary>The body of a <c>define</c> in _helpers.tpl.</summary>
+    private static string Define(string name)
+    {
+        var match = Regex.Match(File.ReadAllText(Path.Combine(TemplatesDir, "_helpers.tpl")), $@"\{{\{{- define ""{Regex.Escape(name)}"" -\}}\}}\n(.*?)\n\{{\{{- end \}}\}}\n(?:\n|\{{\{{/\*|$)", RegexOptions.Singleline);
+        Assert.True(match.Success, $"_helpers.tpl defines no {name}");
+        return match.Groups[1].Value;
+    }
+
+    /// <summary>YAML with template actions in it, each read as the string of its own text.</summary>
+    private static T ParseYaml<T>(string text)
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(Action().Replace(text, m => $"'{m.Value}'")));
+        return (T)Manifests.ToTree(stream.Documents.Single().RootNode)!;
+    }
+
+    /// <summary>The chart's NetworkPolicies, sketched (see <see cref="Sketch"/>) and read strictly into the typed model.</summary>
+    private static List<V1NetworkPolicy> SketchedPolicies() =>
+        KubernetesYaml.LoadAllFromString(Sketch(Path.Combine(TemplatesDir, "networkpolicy.yaml")), typeMap: null, strict: true).Cast<V1NetworkPolicy>().ToList();
+
+    /// <summary>The chart's Deployments as their NetworkPolicies see them; port numbers are template actions, so only names count.</summary>
+    private static List<PolicyTarget> SketchedWorkloads() =>
+        new[] { "silo.yaml", "gateway.yaml", "redis.yaml" }.Select(file =>
+        {
+            var deployment = ParseYaml<Dictionary<string, object?>>(Sketch(Path.Combine(TemplatesDir, file)).Split("\n---\n")[0]);
+            Dictionary<string, object?> At(Dictionary<string, object?> node, params string[] path) => path.Aggregate(node, (n, k) => (Dictionary<string, object?>)n[k]!);
+            var labels = At(deployment, "spec", "template", "metadata", "labels").ToDictionary(kv => kv.Key, kv => (string)kv.Value!);
+            var ports = ((List<object?>)At(deployment, "spec", "template", "spec")["containers"]!).Cast<Dictionary<string, object?>>()
+                .SelectMany(c => ((List<object?>)c["ports"]!).Cast<Dictionary<string, object?>>())
+                .Select(p => ((string?)p["name"], int.TryParse((string?)p["containerPort"], System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : (int?)null)).ToList();
+            return new PolicyTarget(labels["app.kubernetes.io/component"], labels, At(deployment, "spec", "selector", "matchLabels").ToDictionary(kv => kv.Key, kv => (string)kv.Value!), ports);
+        }).ToList();
 
     private static IEnumerable<(string File, string Path)> UsedValuePaths() =>
         AllTemplates().SelectMany(f => ValuesPath().Matches(File.ReadAllText(f)).Select(m => (Path.GetFileName(f), m.Groups[1].Value[1..])));
@@ -210,11 +353,11 @@ public sealed partial class ChartTests
     /// </summary>
     private static List<Dictionary<string, object?>> ParseStripped(string file)
     {
-        var lines = File.ReadAllLines(file).Where(l => !ActionOnlyLine().IsMatch(l)).Select(l => Action().Replace(l, "x"));
+        var text = Strip(File.ReadAllText(file));
         var stream = new YamlStream();
         try
         {
-            stream.Load(new StringReader(string.Join('\n', lines)));
+            stream.Load(new StringReader(text));
         }
         catch (YamlDotNet.Core.YamlException e)
         {
@@ -222,6 +365,28 @@ public sealed partial class ChartTests
         }
 
         return stream.Documents.Where(d => d.RootNode is YamlMappingNode).Select(d => (Dictionary<string, object?>)Manifests.ToTree(d.RootNode)!).ToList();
+    }
+
+    private static string Strip(string text) =>
+        string.Join('\n', text.Split('\n').Where(l => !ActionOnlyLine().IsMatch(l)).Select(l => Action().Replace(l, "x")));
+
+    /// <summary>
+    /// A template stripped as above, but with helpers written out first: each <c>include "classifier.selectorLabels"</c>
+    /// or <c>"classifier.labels"</c> of a <c>$var := dict "ctx" $ "component" "NAME"</c> becomes the three selector
+    /// labels of release "release" (what selection depends on), and each <c>include "classifier.X" . | nindent N</c>
+    /// becomes the helper's own body, stripped (an if/else helper thus gives its else branch, the default).
+    /// </summary>
+    private static string Sketch(string file)
+    {
+        var text = File.ReadAllText(file);
+        var components = ComponentVariable().Matches(text).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
+        var name = (string)Load(Path.Combine(ChartDir, "Chart.yaml"))["name"]!;
+        static string Indent(string block, string count) =>
+            string.Join('\n', block.Split('\n').Where(l => l.Trim().Length > 0).Select(l => new string(' ', int.Parse(count, System.Globalization.CultureInfo.InvariantCulture)) + l));
+
+        text = LabelsInclude().Replace(text, m => Indent($"app.kubernetes.io/name: {name}\napp.kubernetes.io/instance: release\napp.kubernetes.io/component: {components[m.Groups[1].Value]}", m.Groups[2].Value));
+        text = HelperInclude().Replace(text, m => Indent(Strip(Define(m.Groups[1].Value)), m.Groups[2].Value));
+        return Strip(text);
     }
 
     private static object? Resolve(string path)

@@ -57,6 +57,16 @@ public sealed class ManifestSchemaTests
     }
 
     [Fact]
+    public void NetworkPoliciesReadIntoTheNetworkingV1Model()
+    {
+        var documents = Manifests.Documents.Where(d => d.Kind == "NetworkPolicy").ToList();
+
+        Assert.NotEmpty(documents);
+        Assert.All(documents, d => Assert.IsType<V1NetworkPolicy>(Manifests.Typed(d)));
+        Assert.All(documents, d => Assert.Equal("networking.k8s.io/v1", d.ApiVersion));
+    }
+
+    [Fact]
     public void TheStrictReaderRejectsAFieldTheModelDoesNotKnow()
     {
         // The check above is only worth something if the reader really is strict.

@@ -225,7 +225,12 @@ public sealed class ManifestWiringTests
                 Assert.False(container.SecurityContext.AllowPrivilegeEscalation ?? true, deployment.Metadata.Name);
                 Assert.Equal(["ALL"], container.SecurityContext.Capabilities.Drop);
                 Assert.True(container.SecurityContext.ReadOnlyRootFilesystem, deployment.Metadata.Name);
-                Assert.All(container.VolumeMounts ?? [], m => Assert.Contains(pod.Volumes, v => v.Name == m.Name && v.EmptyDir is not null));
+                foreach (var mount in container.VolumeMounts ?? [])
+                {
+                    // Volume types "restricted" allows; only scratch space is writable, Secrets (cluster TLS) are read-only.
+                    var volume = pod.Volumes.Single(v => v.Name == mount.Name);
+                    Assert.True(volume.EmptyDir is not null || (volume.Secret is not null && mount.ReadOnlyProperty == true), $"{deployment.Metadata.Name}: volume {mount.Name} is neither an emptyDir nor a read-only Secret");
+                }
             }
         }
 
