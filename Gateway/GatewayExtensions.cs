@@ -16,8 +16,8 @@ namespace Classifier.Gateway;
 internal sealed class GatewayOptionsValidator : IValidateOptions<GatewayOptions>
 {
     public ValidateOptionsResult Validate(string? name, GatewayOptions options) =>
-        options.MaxUploadBytesInFlight < 2 * options.MaxImageBytes
-            ? ValidateOptionsResult.Fail($"Gateway:MaxUploadBytesInFlight ({options.MaxUploadBytesInFlight}) must be at least twice Gateway:MaxImageBytes ({options.MaxImageBytes}): an image holds twice its size while it is sent to a silo, so a largest image could never be accepted.")
+        options.MaxUploadBytesInFlight < UploadReader.HoldingCost(options.MaxImageBytes) + UploadReader.ChunkSize
+            ? ValidateOptionsResult.Fail($"Gateway:MaxUploadBytesInFlight ({options.MaxUploadBytesInFlight}) must be at least {UploadReader.HoldingCost(options.MaxImageBytes) + UploadReader.ChunkSize}: an image of Gateway:MaxImageBytes ({options.MaxImageBytes}) holds that much while it is sent to a silo, so it could never be accepted.")
             : ValidateOptionsResult.Success;
 }
 
@@ -80,6 +80,10 @@ public static class GatewayExtensions
             k.Limits.MaxConcurrentConnections = gateway.MaxConnections;
             k.Limits.MaxConcurrentUpgradedConnections = 0;
             k.Limits.RequestHeadersTimeout = gateway.HeadersTimeout;
+
+            // What Kestrel buffers per connection ahead of the app (1 MiB by default): outside the upload budget, so
+            // kept to one read chunk; times Gateway:MaxConnections it bounds what the budget does not see.
+            k.Limits.MaxRequestBufferSize = UploadReader.ChunkSize;
             k.Limits.KeepAliveTimeout = gateway.KeepAliveTimeout;
         });
 
@@ -111,6 +115,20 @@ public static class GatewayExtensions
             StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
         });
         app.UseStatusCodePages();
+
+        // Budgets keep the heap below its limit; should an allocation fail anyway, the client hears "retry", not 500.
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context);
+            }
+            catch (OutOfMemoryException) when (!context.Response.HasStarted)
+            {
+                context.Response.Clear();
+                await Problems.Unavailable(context.Response, "The gateway is short of memory for this request; retry in a few seconds.").ExecuteAsync(context);
+            }
+        });
 
         // Routing first, so the port check below sees which endpoint a path reached, however it was spelled.
         app.UseRouting();

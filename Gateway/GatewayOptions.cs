@@ -46,10 +46,11 @@ public sealed class GatewayOptions
     public int? ManagementPort { get; set; }
 
     /// <summary>
-    /// Upload bytes this gateway may hold at once, over all requests, in bytes: an image holds its size while it
-    /// arrives and twice its size while it is handed to a silo (the array and Orleans' serialized copy). Beyond it
-    /// uploads are refused with 503 and <c>Retry-After</c>, never buffered. Default 160 MiB: with the gateway's own
-    /// ~100 MB it fits the manifests' 512 MiB limit. Must be at least twice <see cref="MaxImageBytes"/>.
+    /// Upload memory this gateway may hold at once, over all requests, in bytes: an image holds its size while it
+    /// arrives, then its array and what Orleans needs to send it (about four times its size for large images, see
+    /// <see cref="Api.UploadReader.HoldingCost"/>) until its request ends. Beyond it uploads are refused with 503
+    /// and <c>Retry-After</c>, never buffered. Default 160 MiB: with the gateway's own ~100 MB it fits the
+    /// manifests' 512 MiB limit (README, Security: memory model). Must hold at least one largest image.
     /// </summary>
     [Range(1024 * 1024, 1L << 40)]
     public long MaxUploadBytesInFlight { get; set; } = 160L * 1024 * 1024;
@@ -61,7 +62,16 @@ public sealed class GatewayOptions
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan BodyTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Slowest a request body may arrive, in bytes a second after a 5 s grace period (Kestrel's default is 240).</summary>
+    /// <summary>
+    /// Slowest average rate, in bytes a second, at which a body of declared length may arrive once the gateway has
+    /// reserved memory for it: it then has 2 s plus its length at this rate (and never more than
+    /// <see cref="BodyTimeout"/>). Default 128 KiB/s (1 Mbit/s): a 3 MB photo gets 25 s. It bounds how long a client
+    /// can hold memory it claimed and does not send.
+    /// </summary>
+    [Range(0, 1 << 30)]
+    public int MinUploadBytesPerSecond { get; set; } = 128 * 1024;
+
+    /// <summary>Slowest a request body may arrive, in bytes a second after a 5 s grace period, on any connection (Kestrel's default is 240).</summary>
     [Range(0, 1 << 30)]
     public int MinBodyBytesPerSecond { get; set; } = 4096;
 

@@ -2,6 +2,7 @@ using Classifier.Grains.Models;
 using Classifier.ServiceDefaults;
 using Classifier.Silo;
 
+NativeHeap.ReturnLargeBlocksToTheSystem();
 try
 {
     // Settings files live beside the binary, wherever the process is started from.

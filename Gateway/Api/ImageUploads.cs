@@ -21,6 +21,11 @@ public static class ImageUploads
         SetBodyLimit(request, maxBytes + 64 * 1024); // room for multipart framing around one image
         if (IsMultipart(request, out var boundary, out var problem))
         {
+            if (request.ContentLength is { } formLength && !reader.Prepay(formLength, UploadReader.HoldingCost(Math.Min(formLength, maxBytes + 64 * 1024))))
+            {
+                return reader.BusyProblem(null);
+            }
+
             var found = await ReadPartsAsync(request, boundary, maxBytes, maxParts: 1, onlyField: FieldName, reader);
             if (found.Problem is not null)
             {
@@ -48,6 +53,11 @@ public static class ImageUploads
             return TooLarge(request.ContentLength.Value, maxBytes);
         }
 
+        if (request.ContentLength is { } length && !reader.Prepay(length, UploadReader.HoldingCost(length)))
+        {
+            return reader.BusyProblem(null); // refused before a byte of the body is read
+        }
+
         return await reader.ReadAsync(request.Body, maxBytes, null, request.ContentLength);
     }
 
@@ -64,6 +74,12 @@ public static class ImageUploads
         if (request.ContentLength > maxBodyBytes)
         {
             return ([], TooLarge(request.ContentLength.Value, maxBodyBytes));
+        }
+
+        // The parts' arrays, and their chunks while they arrive; what sending each costs is reserved per image (UploadReader.ReserveSend).
+        if (request.ContentLength is { } length && !reader.Prepay(length, 2 * length))
+        {
+            return ([], reader.BusyProblem(null));
         }
 
         var found = await ReadPartsAsync(request, boundary, maxImageBytes, maxImages, onlyField: null, reader);

@@ -53,7 +53,7 @@ public static class PredictionApi
             return problem;
         }
 
-        var upload = await ImageUploads.ReadSingleAsync(request, settings.MaxImageBytes, new UploadReader(request.HttpContext, budget, settings.BodyTimeout));
+        var upload = await ImageUploads.ReadSingleAsync(request, settings.MaxImageBytes, new UploadReader(request.HttpContext, budget, settings));
         if (upload.Bytes is null)
         {
             return UploadProblem(request.HttpContext.Response, upload);
@@ -78,7 +78,7 @@ public static class PredictionApi
             return problem;
         }
 
-        var reader = new UploadReader(request.HttpContext, budget, settings.BodyTimeout);
+        var reader = new UploadReader(request.HttpContext, budget, settings);
         var (parts, uploadProblem) = await ImageUploads.ReadBatchAsync(request, settings.MaxImageBytes, settings.MaxBatchBytes, settings.MaxBatchImages, reader);
         if (uploadProblem is not null)
         {
@@ -92,6 +92,12 @@ public static class PredictionApi
             if (part.Bytes is null)
             {
                 return Item(index, part.FileName, part.Status, part.Problem!);
+            }
+
+            if (!reader.ReserveSend(part.Bytes.Length))
+            {
+                InterlockedMax(ref retryAfter, UploadReader.BusyRetryAfterSeconds);
+                return Item(index, part.FileName, StatusCodes.Status503ServiceUnavailable, reader.BusyProblem(null).Problem!);
             }
 
             var reply = await router.PredictAsync(query.Model, route.Version!, part.Bytes, query.TopK, route.ShardCount, cancellationToken);

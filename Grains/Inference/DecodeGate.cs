@@ -19,9 +19,13 @@ public sealed class DecodeGate
     private long _available;
     private int _freeSlots;
 
-    public DecodeGate(long capacityBytes, int maxConcurrent, DecodeGateMetrics? metrics = null)
+    private long _waitingHeld;
+
+    /// <param name="maxWaitingBytes">Most bytes the images waiting in line may hold together (their encoded files); a newcomer beyond it is turned away at once.</param>
+    public DecodeGate(long capacityBytes, int maxConcurrent, DecodeGateMetrics? metrics = null, long maxWaitingBytes = long.MaxValue)
     {
         CapacityBytes = capacityBytes;
+        MaxWaitingBytes = maxWaitingBytes;
         MaxConcurrent = Math.Max(1, maxConcurrent);
         _available = capacityBytes;
         _freeSlots = MaxConcurrent;
@@ -29,6 +33,8 @@ public sealed class DecodeGate
     }
 
     public long CapacityBytes { get; }
+
+    public long MaxWaitingBytes { get; }
 
     public int MaxConcurrent { get; }
 
@@ -58,11 +64,12 @@ public sealed class DecodeGate
 
     /// <summary>
     /// Waits for room for a decode of <paramref name="bytes"/>. Answers the lease to dispose when the decode is
-    /// done, or null when no room came within <paramref name="wait"/>. Throws <see cref="OperationCanceledException"/>
-    /// when <paramref name="cancellationToken"/> fires first, and <see cref="ArgumentOutOfRangeException"/> when
-    /// <paramref name="bytes"/> exceeds the whole budget (it could never run).
+    /// done, or null when no room came within <paramref name="wait"/> or the line already holds
+    /// <see cref="MaxWaitingBytes"/> (counting <paramref name="heldWhileWaiting"/> for this one). Throws
+    /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> fires first, and
+    /// <see cref="ArgumentOutOfRangeException"/> when <paramref name="bytes"/> exceeds the whole budget (it could never run).
     /// </summary>
-    public async ValueTask<IDisposable?> EnterAsync(long bytes, TimeSpan wait, CancellationToken cancellationToken)
+    public async ValueTask<IDisposable?> EnterAsync(long bytes, TimeSpan wait, CancellationToken cancellationToken, long heldWhileWaiting = 0)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(bytes, CapacityBytes);
         cancellationToken.ThrowIfCancellationRequested();
@@ -74,8 +81,14 @@ public sealed class DecodeGate
                 return Grant(bytes);
             }
 
-            waiter = new Waiter(bytes);
+            if (_waitingHeld + heldWhileWaiting > MaxWaitingBytes && _waiting.Count > 0)
+            {
+                return null;
+            }
+
+            waiter = new Waiter(bytes, heldWhileWaiting);
             waiter.Node = _waiting.AddLast(waiter);
+            _waitingHeld += heldWhileWaiting;
             Publish();
         }
 
@@ -94,6 +107,7 @@ public sealed class DecodeGate
                     if (waiter.Node?.List is not null)
                     {
                         _waiting.Remove(waiter.Node);
+                        _waitingHeld -= waiter.Held;
                         GrantWaiting(); // the next in line may fit now that this one left the head
                         Publish();
                     }
@@ -123,6 +137,7 @@ public sealed class DecodeGate
         while (_waiting.First is { } head && Fits(head.Value.Bytes))
         {
             _waiting.RemoveFirst();
+            _waitingHeld -= head.Value.Held;
             head.Value.Node = null;
             var lease = Grant(head.Value.Bytes);
             if (!head.Value.Admitted.TrySetResult(lease))
@@ -159,9 +174,11 @@ public sealed class DecodeGate
         }
     }
 
-    private sealed class Waiter(long bytes)
+    private sealed class Waiter(long bytes, long held)
     {
         public long Bytes { get; } = bytes;
+
+        public long Held { get; } = held;
 
         public LinkedListNode<Waiter>? Node { get; set; }
 

@@ -24,7 +24,7 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
         EnsureQuietEnvironment();
         var logger = loggers.CreateLogger<ModelCatalog>();
         var images = imageOptions.Value;
-        Decodes = new DecodeGate(images.DecodeMemoryBytes, images.EffectiveMaxConcurrentDecodes, metrics.DecodeGate());
+        Decodes = new DecodeGate(images.DecodeMemoryBytes, images.EffectiveMaxConcurrentDecodes, metrics.DecodeGate(), images.MaxWaitingBytes);
         foreach (var definition in ModelRepository.Load(_options.Repository))
         {
             var runtime = new ModelRuntime(definition, images, metrics.ForModel(definition.Model.Name, definition.Version), logger, Decodes);

@@ -42,7 +42,7 @@ public sealed class ModelRuntime : IDisposable
         Metrics = metrics;
         _logger = logger;
         _imageOptions = imageOptions;
-        _decodes = decodes ?? new DecodeGate(imageOptions.DecodeMemoryBytes, imageOptions.EffectiveMaxConcurrentDecodes);
+        _decodes = decodes ?? new DecodeGate(imageOptions.DecodeMemoryBytes, imageOptions.EffectiveMaxConcurrentDecodes, maxWaitingBytes: imageOptions.MaxWaitingBytes);
         Preprocessor = new ImagePreprocessor(definition.Model, imageOptions, logger);
         _inputNames = [definition.Model.InputName];
         _outputNames = [definition.Model.OutputName];
@@ -358,7 +358,7 @@ public sealed class ModelRuntime : IDisposable
         IDisposable? lease;
         try
         {
-            lease = await _decodes.EnterAsync(inspected.DecodeBytes, _imageOptions.DecodeQueueTimeout, cancellationToken);
+            lease = await _decodes.EnterAsync(inspected.DecodeBytes, _imageOptions.DecodeQueueTimeout, cancellationToken, heldWhileWaiting: image.Length);
         }
         catch (OperationCanceledException)
         {
@@ -370,7 +370,7 @@ public sealed class ModelRuntime : IDisposable
         {
             _decodes.Refused(DecodeRefusal.Busy);
             return (null, new(PredictionErrorKind.Overloaded,
-                $"This silo is decoding as many images as its memory allows and none finished within {_imageOptions.DecodeQueueTimeout.TotalSeconds:0.#} s; retry in a few seconds.",
+                "This silo is decoding as many images as its memory allows and cannot queue more; retry in a few seconds.",
                 BusyRetryAfterSeconds), Stopwatch.GetElapsedTime(start).TotalMilliseconds);
         }
 

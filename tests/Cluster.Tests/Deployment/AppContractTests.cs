@@ -21,7 +21,7 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
     /// <summary>The options classes each role binds, with their configuration sections.</summary>
     private static readonly Dictionary<string, Type[]> BoundOptions = new()
     {
-        ["classifier-silo"] = [typeof(ModelsOptions), typeof(CacheOptions), typeof(ImageOptions), typeof(ClusterStatsOptions), typeof(TracingOptions)],
+        ["classifier-silo"] = [typeof(ModelsOptions), typeof(CacheOptions), typeof(ImageOptions), typeof(ClusterStatsOptions), typeof(ShardingOptions), typeof(TracingOptions)],
         ["classifier-gateway"] = [typeof(ClusterClientOptions), typeof(GatewayOptions), typeof(AuthOptions), typeof(TracingOptions)],
     };
 
@@ -80,11 +80,18 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
 
     private static string Section(Type options) => (string)options.GetField("SectionName", BindingFlags.Public | BindingFlags.Static | BindingFlags.FlattenHierarchy)!.GetValue(null)!;
 
-    /// <summary>Configuration keys an options class binds: settable public properties, arrays with an index.</summary>
-    private static IEnumerable<string> BoundKeys(Type options) =>
-        options.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+    /// <summary>Configuration keys an options class binds: settable public properties, arrays with an index, nested settings classes (such as <c>Cluster:Tls</c>) by their own keys.</summary>
+    private static IEnumerable<string> BoundKeys(Type options) => KeysOf(options, Section(options));
+
+    private static IEnumerable<string> KeysOf(Type type, string prefix) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.SetMethod is { IsPublic: true })
-            .Select(p => $"{Section(options)}:{p.Name}" + (p.PropertyType.IsArray ? ":{n}" : ""));
+            .SelectMany(p => IsSettingsClass(p.PropertyType)
+                ? KeysOf(p.PropertyType, $"{prefix}:{p.Name}")
+                : [$"{prefix}:{p.Name}" + (p.PropertyType.IsArray ? ":{n}" : "")]);
+
+    /// <summary>One of this project's settings classes nested in another (bound key by key), not a value.</summary>
+    private static bool IsSettingsClass(Type type) => type.IsClass && type.Namespace?.StartsWith("Classifier.", StringComparison.Ordinal) == true;
 
     private static string ConfigKey(string variable) =>
         string.Join(':', variable.Split("__").Select(s => int.TryParse(s, out _) ? "{n}" : s));
@@ -98,7 +105,7 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
         var known = BoundOptions[deployment].SelectMany(BoundKeys).ToHashSet(StringComparer.OrdinalIgnoreCase);
         if (deployment == "classifier-silo")
         {
-            known.UnionWith(SiloHostSettings.Select(s => $"Cluster:{s.Name}" + (s.Type.IsArray ? ":{n}" : "")));
+            known.UnionWith(SiloHostSettings.SelectMany(s => IsSettingsClass(s.Type) ? KeysOf(s.Type, $"Cluster:{s.Name}") : [$"Cluster:{s.Name}" + (s.Type.IsArray ? ":{n}" : "")]));
         }
 
         foreach (var variable in Manifests.Container(deployment).Env.Select(e => e.Name))
@@ -130,9 +137,16 @@ public sealed class AppContractTests(ProcessClusterFixture cluster)
             // SiloHostOptions from metadata: each Cluster value converts to its property's type and passes its attributes.
             var cluster = configuration.GetSection("Cluster").GetChildren().ToList();
             Assert.NotEmpty(cluster);
-            foreach (var value in cluster)
+            var boundElsewhere = BoundOptions[deployment].Where(t => Section(t) == "Cluster").SelectMany(t => t.GetProperties().Select(p => p.Name)).ToHashSet(StringComparer.OrdinalIgnoreCase);
+            foreach (var value in cluster.Where(v => !boundElsewhere.Contains(v.Key)))
             {
                 var setting = SiloHostSettings.Single(s => s.Name.Equals(value.Key, StringComparison.OrdinalIgnoreCase));
+                if (IsSettingsClass(setting.Type))
+                {
+                    Assert.NotNull(value.Get(setting.Type)); // a nested section: every value converts to its property's type
+                    continue;
+                }
+
                 var converted = TypeDescriptor.GetConverter(Nullable.GetUnderlyingType(setting.Type) ?? setting.Type).ConvertFromInvariantString(value.Value!);
                 Assert.All(setting.Rules, rule => Assert.True(rule.IsValid(converted), $"Cluster:{value.Key} = {value.Value}: {rule.FormatErrorMessage(value.Key)}"));
             }

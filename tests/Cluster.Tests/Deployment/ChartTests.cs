@@ -206,7 +206,7 @@ public sealed partial class ChartTests
         Assert.Equal(siloEnv["DOTNET_PROCESSOR_COUNT"], Resolve("silo.processorCount"));
         Assert.Equal(siloEnv["Models__IntraOpThreads"], Resolve("silo.intraOpThreads"));
         Assert.Equal(new Uri(siloEnv["Urls"]).Port.ToString(System.Globalization.CultureInfo.InvariantCulture), Resolve("silo.httpPort"));
-        Assert.Equal(gatewayEnv["Gateway__ShardCount"], Resolve("gateway.shardCount"));
+        Assert.Equal(siloEnv["Cluster__ShardCount"], Resolve("cluster.shardCount"));
         Assert.Equal(gatewayEnv["Gateway__ManagementPort"], Resolve("gateway.managementPort"));
         Assert.Equal($"{hpa.Spec.MinReplicas}/{hpa.Spec.MaxReplicas}", $"{Resolve("autoscaling.minReplicas")}/{Resolve("autoscaling.maxReplicas")}");
         Assert.Equal($"{Manifests.Deployment("classifier-silo").Spec.Template.Spec.TerminationGracePeriodSeconds}", Resolve("silo.terminationGracePeriodSeconds"));

@@ -120,9 +120,9 @@ public sealed class ManifestWiringTests
     public void TheShardCountIsAFewTimesTheLargestSiloCount()
     {
         var hpa = Manifests.All<V2HorizontalPodAutoscaler>().Single();
-        var shards = int.Parse(Manifests.Container("classifier-gateway").Env.Single(e => e.Name == "Gateway__ShardCount").Value, System.Globalization.CultureInfo.InvariantCulture);
+        var shards = int.Parse(Manifests.Container("classifier-silo").Env.Single(e => e.Name == "Cluster__ShardCount").Value, System.Globalization.CultureInfo.InvariantCulture);
 
-        Assert.True(shards >= 4 * hpa.Spec.MaxReplicas, $"Gateway__ShardCount {shards} spreads too coarsely over {hpa.Spec.MaxReplicas} silos");
+        Assert.True(shards >= 4 * hpa.Spec.MaxReplicas, $"Cluster__ShardCount {shards} spreads too coarsely over {hpa.Spec.MaxReplicas} silos");
     }
 
     [Fact]

@@ -18,6 +18,7 @@ public sealed class LimitedClusterFixture : IAsyncLifetime
     public static readonly TimeSpan BodyTimeout = TimeSpan.FromSeconds(10);
 
     private readonly List<string> _rows = [];
+    private readonly Dictionary<string, int> _logSeen = [];
 
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(120) };
 
@@ -95,6 +96,18 @@ public sealed class LimitedClusterFixture : IAsyncLifetime
         lock (_rows)
         {
             _rows.Add(row);
+        }
+
+        // What the processes logged meanwhile (warnings and errors), for whoever reads a failure.
+        foreach (var process in new[] { Silo, Gateway })
+        {
+            var log = process.Output;
+            var seen = _logSeen.GetValueOrDefault(process.Name);
+            if (log.Length > seen)
+            {
+                output.WriteLine($"--- {process.Name} logged ---\n{log[seen..Math.Min(log.Length, seen + 20_000)]}");
+                _logSeen[process.Name] = log.Length;
+            }
         }
 
         return (answer, elapsed, coresAfter, siloPeak, gatewayPeak);

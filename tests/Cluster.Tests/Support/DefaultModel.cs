@@ -31,7 +31,7 @@ public static class DefaultModel
         var metrics = new SiloMetrics(Metrics.NewCustomRegistry(), recordRequests);
         var imageOptions = new ImageOptions();
         images?.Invoke(imageOptions);
-        var gate = new DecodeGate(imageOptions.DecodeMemoryBytes, imageOptions.EffectiveMaxConcurrentDecodes, metrics.DecodeGate());
+        var gate = new DecodeGate(imageOptions.DecodeMemoryBytes, imageOptions.EffectiveMaxConcurrentDecodes, metrics.DecodeGate(), imageOptions.MaxWaitingBytes);
         var runtime = new ModelRuntime(version, imageOptions, metrics.ForModel(name, version.Version), NullLogger.Instance, gate);
         var options = new ModelsOptions { Device = device };
         configure?.Invoke(options);

@@ -32,7 +32,7 @@ public sealed class MemoryLimit : IDisposable
 
     public static MemoryLimit Create(string name, long bytes)
     {
-        var unique = $"classifier-test-{name}-{Environment.ProcessId}-{Guid.NewGuid():N}"[..60];
+        var unique = $"classifier-test-{name}-{Environment.ProcessId}-{Guid.NewGuid():N}"[..Math.Min(60, 40 + name.Length)];
         try
         {
             if (File.Exists(Path.Combine(V2Root, "cgroup.controllers")) && File.ReadAllText(Path.Combine(V2Root, "cgroup.controllers")).Contains("memory", StringComparison.Ordinal))

@@ -111,4 +111,21 @@ public sealed class DecodeGateTests
 
         Assert.Equal(40, gate.ReservedBytes);
     }
+
+    [Fact]
+    public async Task WhenTheLineHoldsTooManyBytesANewcomerIsTurnedAwayAtOnce()
+    {
+        var gate = new DecodeGate(100, maxConcurrent: 4, maxWaitingBytes: 1000);
+        using var held = await gate.EnterAsync(100, Long, CancellationToken.None);
+        var waiting = gate.EnterAsync(10, Long, CancellationToken.None, heldWhileWaiting: 800).AsTask();
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var refused = await gate.EnterAsync(10, Long, CancellationToken.None, heldWhileWaiting: 300);
+
+        Assert.Null(refused);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), "the newcomer waited instead of being turned away");
+        Assert.Equal(1, gate.Waiting);
+        held!.Dispose();
+        using var admitted = await waiting.WaitAsync(Long);
+    }
 }
