@@ -1,0 +1,174 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Classifier.Grains.Interfaces;
+using Classifier.ServiceDefaults;
+using Classifier.Tests.EndToEnd;
+using Classifier.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using static Classifier.Tests.EndToEnd.HttpHelpers;
+
+namespace Classifier.Tests.Reliability;
+
+/// <summary>A certificate authority of the cluster's own and one of a stranger, with one certificate each, as PEM files.</summary>
+public sealed class TestCertificates : IDisposable
+{
+    public TestCertificates()
+    {
+        Folder = Directory.CreateTempSubdirectory("cluster-tls-").FullName;
+        Cluster = Issue("cluster");
+        Stranger = Issue("stranger");
+    }
+
+    public string Folder { get; }
+
+    public ClusterTlsSettings Cluster { get; }
+
+    public ClusterTlsSettings Stranger { get; }
+
+    /// <summary>A CA and a certificate it signs for both server and client authentication, as a cert-manager Secret holds them.</summary>
+    private ClusterTlsSettings Issue(string name)
+    {
+        using var caKey = RSA.Create(2048);
+        var caRequest = new CertificateRequest($"CN={name} test CA", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest($"CN={name} silo", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
+        using var certificate = request.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), RandomNumberGenerator.GetBytes(8));
+
+        var settings = new ClusterTlsSettings
+        {
+            Enabled = true,
+            CertificatePath = Path.Combine(Folder, $"{name}-tls.crt"),
+            KeyPath = Path.Combine(Folder, $"{name}-tls.key"),
+            CaPath = Path.Combine(Folder, $"{name}-ca.crt"),
+        };
+        File.WriteAllText(settings.CertificatePath, certificate.ExportCertificatePem());
+        File.WriteAllText(settings.KeyPath, key.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(settings.CaPath, ca.ExportCertificatePem());
+        return settings;
+    }
+
+    public static string[] Arguments(ClusterTlsSettings tls) =>
+    [
+        "--Cluster:Tls:Enabled", "true", "--Cluster:Tls:CertificatePath", tls.CertificatePath,
+        "--Cluster:Tls:KeyPath", tls.KeyPath, "--Cluster:Tls:CaPath", tls.CaPath,
+    ];
+
+    public void Dispose() => Directory.Delete(Folder, recursive: true);
+}
+
+/// <summary>A silo and a gateway that speak Orleans only over mutual TLS with the cluster's certificate.</summary>
+public sealed class TlsClusterFixture : IAsyncLifetime
+{
+    private readonly List<ClusterProcess> _processes = [];
+
+    public TestCertificates Certificates { get; } = new();
+
+    public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    public string ClusterId { get; } = "tls-" + Guid.NewGuid().ToString("N")[..8];
+
+    public string GatewayUrl { get; private set; } = "";
+
+    public int SiloGatewayPort { get; private set; }
+
+    public async ValueTask InitializeAsync()
+    {
+        Repo.RequireDefaultModel();
+        var (siloHttp, siloPort, gatewayHttp) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
+        SiloGatewayPort = ClusterProcess.FreePort();
+        var tls = TestCertificates.Arguments(Certificates.Cluster);
+        var silo = Track(ClusterProcess.StartSilo("tls-silo", siloHttp, siloPort, SiloGatewayPort, siloPort, ClusterId, Repo.Models, tls));
+        var gateway = Track(ClusterProcess.StartGateway("tls-gateway", gatewayHttp, [SiloGatewayPort], ClusterId, tls));
+        GatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
+        await silo.WaitUntilOkAsync(Http, $"http://127.0.0.1:{siloHttp}/readyz", TimeSpan.FromSeconds(90));
+        await gateway.WaitUntilOkAsync(Http, GatewayUrl + "/readyz", TimeSpan.FromSeconds(90));
+    }
+
+    private ClusterProcess Track(ClusterProcess process)
+    {
+        _processes.Add(process);
+        return process;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var process in _processes)
+        {
+            await process.DisposeAsync();
+        }
+
+        Http.Dispose();
+        Certificates.Dispose();
+    }
+}
+
+public sealed class OrleansTlsTests(TlsClusterFixture cluster) : IClassFixture<TlsClusterFixture>
+{
+    [Fact]
+    public async Task PredictionsFlowThroughTheGatewayOverMutualTls()
+    {
+        using var response = await cluster.Http.PostAsync(cluster.GatewayUrl + "/predict", Raw(TextImages.Render("over TLS"), "image/png"));
+
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        Assert.Equal("0", (await response.JsonAsync()).GetProperty("predictions")[0].GetProperty("label").GetString());
+    }
+
+    [Fact]
+    public async Task AClientWithTheClustersCertificateCanCallAGrain()
+    {
+        var reply = await CallAsync(cluster.Certificates.Cluster);
+
+        Assert.Equal("0", reply.Prediction?.Scores[0].Label);
+    }
+
+    [Fact]
+    public async Task AClientWithoutACertificateCannotCallAGrain()
+    {
+        await Assert.ThrowsAnyAsync<Exception>(() => CallAsync(tls: null));
+    }
+
+    [Fact]
+    public async Task AClientWithACertificateFromAnotherAuthorityCannotCallAGrain()
+    {
+        await Assert.ThrowsAnyAsync<Exception>(() => CallAsync(cluster.Certificates.Stranger));
+    }
+
+    /// <summary>Connects an Orleans client to the silo's gateway port (giving up after the first failed attempt) and classifies one image.</summary>
+    private async Task<PredictionReply> CallAsync(ClusterTlsSettings? tls)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.UseOrleansClient(client =>
+        {
+            client.UseLocalhostClustering(cluster.SiloGatewayPort, cluster.ClusterId, cluster.ClusterId);
+            client.UseConnectionRetryFilter((_, _) => Task.FromResult(false));
+            client.Configure<global::Orleans.Configuration.ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+            if (tls is not null)
+            {
+                var (certificate, authorities) = tls.Load();
+                client.UseTls(certificate, options => tls.Configure(options, authorities));
+            }
+        });
+        using var host = builder.Build();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await host.StartAsync(timeout.Token);
+        try
+        {
+            var image = TextImages.Render("direct call");
+            return await host.Services.GetRequiredService<IClusterClient>()
+                .GetGrain<IModelGrain>(ModelGrainKey.Format("text-orientation", "1", ImageHash.Of(image).ShardOf(32)))
+                .PredictAsync(new PredictionRequest(image, 0))
+                .WaitAsync(timeout.Token);
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+}
