@@ -203,6 +203,10 @@ public sealed partial class ChartTests
         Assert.Equal(siloEnv["Cluster__SiloPort"], Resolve("silo.siloPort"));
         Assert.Equal(siloEnv["Cluster__GatewayPort"], Resolve("silo.gatewayPort"));
         Assert.Equal(siloEnv["Cache__Capacity"], Resolve("silo.cacheCapacity"));
+        Assert.Equal(siloEnv["Images__DecodeMemoryBytes"], Resolve("silo.decodeMemoryBytes"));
+        Assert.Equal(siloEnv["Images__MaxWaitingBytes"], Resolve("silo.maxWaitingBytes"));
+        Assert.Equal(gatewayEnv["Gateway__MaxUploadBytesInFlight"], Resolve("gateway.maxUploadBytesInFlight"));
+        Assert.Equal(gatewayEnv["Gateway__MaxConnections"], Resolve("gateway.maxConnections"));
         Assert.Equal(siloEnv["DOTNET_PROCESSOR_COUNT"], Resolve("silo.processorCount"));
         Assert.Equal(siloEnv["Models__IntraOpThreads"], Resolve("silo.intraOpThreads"));
         Assert.Equal(new Uri(siloEnv["Urls"]).Port.ToString(System.Globalization.CultureInfo.InvariantCulture), Resolve("silo.httpPort"));

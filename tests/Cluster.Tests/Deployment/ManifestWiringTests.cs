@@ -125,6 +125,39 @@ public sealed class ManifestWiringTests
         Assert.True(shards >= 4 * hpa.Spec.MaxReplicas, $"Cluster__ShardCount {shards} spreads too coarsely over {hpa.Spec.MaxReplicas} silos");
     }
 
+    private static long Setting(string deployment, string name) =>
+        long.Parse(Manifests.Container(deployment).Env.Single(e => e.Name == name).Value, System.Globalization.CultureInfo.InvariantCulture);
+
+    private static long MemoryLimit(string deployment) => (long)Manifests.Container(deployment).Resources.Limits["memory"].ToDecimal();
+
+    /// <summary>
+    /// The silo's memory model (README, Security): its own ~250 MiB (measured at rest after load), the decode budget
+    /// (native pixels), the encoded images waiting for it, and two largest Orleans messages in flight.
+    /// </summary>
+    [Fact]
+    public void TheSilosMemoryLimitHoldsItsDecodeBudgets()
+    {
+        const long own = 256L << 20;
+        const long messages = 2 * (32L << 20); // Cluster:MaxMessageBytes, default
+        var needed = own + Setting("classifier-silo", "Images__DecodeMemoryBytes") + Setting("classifier-silo", "Images__MaxWaitingBytes") + messages;
+
+        Assert.True(MemoryLimit("classifier-silo") >= needed, $"the silo needs {needed >> 20} MiB by its settings, more than its {MemoryLimit("classifier-silo") >> 20} MiB limit");
+    }
+
+    /// <summary>
+    /// The gateway's memory model: the upload budget and what Kestrel buffers per connection (64 KiB) live in the managed
+    /// heap, which .NET keeps within 75 % of the container's limit, beside the gateway's own ~64 MiB of heap.
+    /// </summary>
+    [Fact]
+    public void TheGatewaysHeapHoldsItsUploadBudgetAndConnectionBuffers()
+    {
+        const long ownHeap = 64L << 20;
+        var needed = ownHeap + Setting("classifier-gateway", "Gateway__MaxUploadBytesInFlight") + Setting("classifier-gateway", "Gateway__MaxConnections") * (64L << 10);
+        var heap = MemoryLimit("classifier-gateway") * 3 / 4;
+
+        Assert.True(heap >= needed, $"the gateway needs {needed >> 20} MiB of heap by its settings, more than the {heap >> 20} MiB .NET allows under its limit");
+    }
+
     [Fact]
     public void DisruptionBudgetsLetSilosGoOneAtATime()
     {
