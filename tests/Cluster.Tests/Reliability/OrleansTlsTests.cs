@@ -29,17 +29,18 @@ public sealed class TestCertificates : IDisposable
     /// <summary>A CA and a certificate it signs for both server and client authentication, as a cert-manager Secret holds them.</summary>
     private ClusterTlsSettings Issue(string name)
     {
+        var now = DateTimeOffset.UtcNow; // one instant: a leaf may not outlive its CA by the time between two clock reads
         using var caKey = RSA.Create(2048);
         var caRequest = new CertificateRequest($"CN={name} test CA", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+        using var ca = caRequest.CreateSelfSigned(now.AddDays(-1), now.AddDays(60));
 
         using var key = RSA.Create(2048);
         var request = new CertificateRequest($"CN={name} silo", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, true));
-        using var certificate = request.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), RandomNumberGenerator.GetBytes(8));
+        using var certificate = request.Create(ca, now.AddDays(-1), now.AddDays(30), RandomNumberGenerator.GetBytes(8));
 
         var settings = new ClusterTlsSettings
         {
@@ -123,25 +124,36 @@ public sealed class OrleansTlsTests(TlsClusterFixture cluster) : IClassFixture<T
     [Fact]
     public async Task AClientWithTheClustersCertificateCanCallAGrain()
     {
-        var reply = await CallAsync(cluster.Certificates.Cluster);
+        var reply = await CallAsync(cluster.Certificates.Cluster, trustAnyServer: false);
 
         Assert.Equal("0", reply.Prediction?.Scores[0].Label);
     }
 
     [Fact]
-    public async Task AClientWithoutACertificateCannotCallAGrain()
+    public async Task AClientWithoutTlsCannotCallAGrain()
     {
-        await Assert.ThrowsAnyAsync<Exception>(() => CallAsync(tls: null));
+        await Assert.ThrowsAnyAsync<Exception>(() => CallAsync(tls: null, trustAnyServer: true));
     }
 
+    /// <summary>An attacker speaks TLS and accepts any server certificate, but has no certificate of its own.</summary>
+    [Fact]
+    public async Task AClientSpeakingTlsWithoutACertificateCannotCallAGrain()
+    {
+        await Assert.ThrowsAnyAsync<Exception>(() => CallAsync(new ClusterTlsSettings { Enabled = true }, trustAnyServer: true));
+    }
+
+    /// <summary>An attacker with a certificate from its own CA, accepting any server certificate: only the silo's check stops it.</summary>
     [Fact]
     public async Task AClientWithACertificateFromAnotherAuthorityCannotCallAGrain()
     {
-        await Assert.ThrowsAnyAsync<Exception>(() => CallAsync(cluster.Certificates.Stranger));
+        await Assert.ThrowsAnyAsync<Exception>(() => CallAsync(cluster.Certificates.Stranger, trustAnyServer: true));
     }
 
-    /// <summary>Connects an Orleans client to the silo's gateway port (giving up after the first failed attempt) and classifies one image.</summary>
-    private async Task<PredictionReply> CallAsync(ClusterTlsSettings? tls)
+    /// <summary>
+    /// Connects an Orleans client to the silo's gateway port (giving up after the first failed attempt) and classifies
+    /// one image. <paramref name="tls"/> null: plain TCP; without files: TLS with no client certificate.
+    /// </summary>
+    private async Task<PredictionReply> CallAsync(ClusterTlsSettings? tls, bool trustAnyServer)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.UseOrleansClient(client =>
@@ -149,11 +161,25 @@ public sealed class OrleansTlsTests(TlsClusterFixture cluster) : IClassFixture<T
             client.UseLocalhostClustering(cluster.SiloGatewayPort, cluster.ClusterId, cluster.ClusterId);
             client.UseConnectionRetryFilter((_, _) => Task.FromResult(false));
             client.Configure<global::Orleans.Configuration.ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
-            if (tls is not null)
+            if (tls is null)
             {
-                var (certificate, authorities) = tls.Load();
-                client.UseTls(certificate, options => tls.Configure(options, authorities));
+                return;
             }
+
+            client.UseTls(options =>
+            {
+                if (File.Exists(tls.CertificatePath))
+                {
+                    var (certificate, authorities) = tls.Load();
+                    tls.Configure(options, authorities);
+                    options.LocalCertificate = certificate;
+                }
+
+                if (trustAnyServer)
+                {
+                    options.AllowAnyRemoteCertificate();
+                }
+            });
         });
         using var host = builder.Build();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));

@@ -39,6 +39,12 @@ public sealed class EncodedImageGuardTests
         Assert.Null(error);
         Assert.True(allocated < 32L << 20, $"preprocessing a {bomb.Length / 1024} KiB file allocated {allocated >> 20} MiB");
         Assert.Contains(tensor, v => v != 0);
+
+        // Dropped, not merely left alone: ImageSharp 2.1 happens not to inflate iCCP, but a decoder that applies
+        // colour profiles (ImageSharp 3 does) would.
+        Assert.Null(EncodedImageGuard.CleanPng(bomb, out var cleaned));
+        Assert.True(cleaned.Length <= AttackImages.BasePng.Length, $"{cleaned.Length} bytes left of {bomb.Length}");
+        Assert.Equal(-1, cleaned.AsSpan().IndexOf(System.Text.Encoding.ASCII.GetBytes(chunk)));
     }
 
     [Fact]
