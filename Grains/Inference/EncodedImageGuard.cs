@@ -7,7 +7,8 @@ namespace Classifier.Grains.Inference;
 /// Walks an encoded image's container before any decoder sees it, so that the decoder's cost follows from
 /// the pixel count alone: PNG loses the ancillary chunks a decoder would inflate for metadata (a 1 MB
 /// <c>zTXt</c> chunk can inflate to 1 GiB before a header check), JPEG has its scans counted (each
-/// progressive scan walks the whole frame again, so 2000 tiny scans cost 2000 decodes) and must end.
+/// progressive scan walks the whole frame again, so 2000 tiny scans cost 2000 decodes) and must end,
+/// and WebP may declare no chunk larger than the file.
 /// </summary>
 /// <remarks>Purely structural and linear in the file's length; no allocation unless a PNG needs rewriting.</remarks>
 public static class EncodedImageGuard
@@ -224,6 +225,50 @@ public static class EncodedImageGuard
                 break;
             }
         }
+    }
+
+    /// <summary>
+    /// Walks a WebP's RIFF chunks and requires every declared size to lie within the file: ImageSharp allocates a
+    /// chunk's declared size before reading it, so a 60-byte file whose <c>ICCP</c> or <c>EXIF</c> chunk claims 2 GiB
+    /// made it allocate 2 GiB (measured: out of memory). Animations are refused: only a still image is classified.
+    /// </summary>
+    /// <returns>null when the structure is sound, else what is wrong with the file.</returns>
+    public static PredictionError? CheckWebp(ReadOnlySpan<byte> webp)
+    {
+        if (webp.Length < 20 || !webp[..4].SequenceEqual("RIFF"u8) || !webp[8..12].SequenceEqual("WEBP"u8))
+        {
+            return Invalid("The WebP header is damaged; send the original file.");
+        }
+
+        var riffEnd = 8L + BinaryPrimitives.ReadUInt32LittleEndian(webp[4..]);
+        if (riffEnd > webp.Length)
+        {
+            return Invalid("The WebP file is damaged or truncated (shorter than its RIFF header says); send the complete file.");
+        }
+
+        for (var at = 12L; at < riffEnd;)
+        {
+            if (riffEnd - at < 8)
+            {
+                return Invalid("The WebP file is damaged or truncated (a chunk header is cut off); send the complete file.");
+            }
+
+            var chunk = webp.Slice((int)at, 4);
+            var size = BinaryPrimitives.ReadUInt32LittleEndian(webp[((int)at + 4)..]);
+            if (size > riffEnd - at - 8)
+            {
+                return Invalid("The WebP file is damaged or truncated (a chunk runs past the end of the file); send the complete file.");
+            }
+
+            if (chunk.SequenceEqual("ANIM"u8) || chunk.SequenceEqual("ANMF"u8))
+            {
+                return Invalid("Animated WebP images are not accepted; send one frame as a still image (PNG, JPEG or WebP).");
+            }
+
+            at += 8 + size + (size & 1); // chunks are padded to an even length
+        }
+
+        return null;
     }
 
     private static PredictionError Truncated(int scans) => Invalid(scans > 0

@@ -113,6 +113,7 @@ public sealed class ImagePreprocessor
         {
             PngFormat => EncodedImageGuard.CleanPng(encoded, out bytes),
             JpegFormat => EncodedImageGuard.CheckJpeg(encoded, _limits.MaxJpegScans, out progressive),
+            WebpFormat => EncodedImageGuard.CheckWebp(encoded),
             _ => null,
         };
         if (problem is not null)

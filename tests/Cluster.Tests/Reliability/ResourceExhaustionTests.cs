@@ -68,6 +68,24 @@ public sealed class ResourceExhaustionTests(LimitedClusterFixture cluster, ITest
         cluster.AssertBothAlive("a compressed-chunk bomb");
     }
 
+    [Theory]
+    [InlineData("ICCP")]
+    [InlineData("EXIF")]
+    public async Task ATinyWebpWhoseChunkClaimsGigabytesIsRefusedWithoutAllocatingThem(string chunk)
+    {
+        var bomb = AttackImages.WebpClaimingAHugeChunk(chunk);
+
+        var measured = await cluster.MeasureAsync($"WebP of {bomb.Length} bytes whose {chunk} chunk claims 2 GiB", async () =>
+        {
+            using var response = await PostAsync(bomb, "image/webp");
+            await response.AssertProblemAsync(400, "truncated");
+            return "400 (chunk larger than the file)";
+        }, output);
+
+        Assert.True(measured.SiloPeakBytes < 700 * MiB, $"silo peaked at {measured.SiloPeakBytes / MiB} MiB");
+        cluster.AssertBothAlive("a WebP chunk-size bomb");
+    }
+
     [Fact]
     public async Task AProgressiveJpegWithThousandsOfScansIsRefusedBeforeDecoding()
     {

@@ -198,4 +198,29 @@ public static class AttackImages
         image.Save(stream, new PngEncoder { CompressionLevel = PngCompressionLevel.NoCompression });
         return stream.ToArray();
     }
+
+    /// <summary>
+    /// A 64x64 WebP of a few dozen bytes with a metadata chunk (<c>ICCP</c> or <c>EXIF</c>) that claims to be
+    /// 2 GiB long: a decoder that allocates a chunk's declared size before reading it tries to take 2 GiB.
+    /// </summary>
+    public static byte[] WebpClaimingAHugeChunk(string chunk)
+    {
+        using var output = new MemoryStream();
+        void Write(ReadOnlySpan<byte> bytes) => output.Write(bytes);
+        Span<byte> word = stackalloc byte[4];
+        Write("RIFF"u8);
+        Write([0, 0, 0, 0]); // size, patched below
+        Write("WEBP"u8);
+        Write("VP8X"u8);
+        BinaryPrimitives.WriteUInt32LittleEndian(word, 10);
+        Write(word);
+        Write([(byte)(chunk == "ICCP" ? 0x20 : 0x08), 0, 0, 0, 63, 0, 0, 63, 0, 0]); // flags; width - 1 and height - 1 (24 bits each)
+        Write(Encoding.ASCII.GetBytes(chunk));
+        BinaryPrimitives.WriteUInt32LittleEndian(word, 0x7FFF_FFF0);
+        Write(word);
+        Write(new byte[16]);
+        var bytes = output.ToArray();
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(4), (uint)(bytes.Length - 8));
+        return bytes;
+    }
 }

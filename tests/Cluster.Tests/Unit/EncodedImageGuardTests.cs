@@ -99,6 +99,22 @@ public sealed class EncodedImageGuardTests
         Assert.Equal(PredictionErrorKind.InvalidImage, error?.Kind);
     }
 
+    [Theory]
+    [InlineData("ICCP")]
+    [InlineData("EXIF")]
+    public void AWebpChunkClaimingMoreThanTheFileIsRefusedBeforeAnyDecoderAllocatesIt(string chunk)
+    {
+        var webp = AttackImages.WebpClaimingAHugeChunk(chunk);
+        var preprocessor = new ImagePreprocessor(TextOrientation, new ImageOptions());
+        PredictionError? error = null;
+
+        var allocated = AllocatedDuring(() => error = preprocessor.Preprocess(webp, new float[TextOrientation.TensorLength]));
+
+        Assert.Equal(PredictionErrorKind.InvalidImage, error?.Kind);
+        Assert.Contains("truncated", error!.Message, StringComparison.Ordinal);
+        Assert.True(allocated < 1L << 20, $"a {webp.Length}-byte file made the silo allocate {allocated >> 20} MiB");
+    }
+
     private static long AllocatedDuring(Action action)
     {
         var before = GC.GetAllocatedBytesForCurrentThread();
