@@ -172,8 +172,8 @@ public static class ImageUploads
         }
         catch (Exception e) when (e is InvalidDataException or IOException && e is not BadHttpRequestException)
         {
-            // The reader's messages describe the framing it expected (lengths, boundaries), not server internals.
-            return (parts, Upload.Fail(StatusCodes.Status400BadRequest, $"The multipart body is malformed ({Echo.Of(e.Message.TrimEnd('.'), 160)}); let your HTTP client build the form (curl -F image=@photo.jpg)."));
+            // The reader's own message stays out: exception texts are not for anonymous clients.
+            return (parts, Upload.Fail(StatusCodes.Status400BadRequest, "The multipart body is malformed (its boundaries or part headers do not parse, or it ends early); let your HTTP client build the form (curl -F image=@photo.jpg)."));
         }
         catch (BadHttpRequestException e)
         {

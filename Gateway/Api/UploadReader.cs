@@ -29,9 +29,10 @@ public sealed class UploadReader : IDisposable
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
 
     private readonly UploadBudget.Reservation _reservation;
-    private readonly CancellationTokenSource _deadline;
     private readonly CancellationToken _aborted;
     private readonly GatewayOptions _options;
+    private readonly long _started = System.Diagnostics.Stopwatch.GetTimestamp();
+    private CancellationTokenSource? _deadline;
     private TimeSpan _allowed;
     private bool _prepaid;
 
@@ -41,8 +42,6 @@ public sealed class UploadReader : IDisposable
         _aborted = context.RequestAborted;
         _options = options;
         _allowed = options.BodyTimeout;
-        _deadline = CancellationTokenSource.CreateLinkedTokenSource(_aborted);
-        _deadline.CancelAfter(_allowed);
         context.Response.RegisterForDispose(this);
     }
 
@@ -59,11 +58,26 @@ public sealed class UploadReader : IDisposable
     public static long SendCost(long length) =>
         length <= ChunkSize ? length : 2 * (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)length);
 
-    /// <summary>Fires when the client leaves or the body's deadline passes.</summary>
-    public CancellationToken Token => _deadline.Token;
+    /// <summary>
+    /// Fires when the client leaves or the body's deadline passes. Made on first use: a small image's body has
+    /// usually arrived with its headers and is read without one (Kestrel's minimum data rate still applies).
+    /// </summary>
+    public CancellationToken Token
+    {
+        get
+        {
+            if (_deadline is null)
+            {
+                _deadline = CancellationTokenSource.CreateLinkedTokenSource(_aborted);
+                _deadline.CancelAfter(_allowed - System.Diagnostics.Stopwatch.GetElapsedTime(_started));
+            }
+
+            return _deadline.Token;
+        }
+    }
 
     /// <summary>True when <see cref="Token"/> fired because the body took too long, not because the client left.</summary>
-    public bool TimedOut => _deadline.IsCancellationRequested && !_aborted.IsCancellationRequested;
+    public bool TimedOut => _deadline is { IsCancellationRequested: true } && !_aborted.IsCancellationRequested;
 
     /// <summary>
     /// Reserves <paramref name="bytes"/> for a body of <paramref name="declaredLength"/> before reading it, and gives
@@ -84,7 +98,7 @@ public sealed class UploadReader : IDisposable
             if (needed < _allowed)
             {
                 _allowed = needed;
-                _deadline.CancelAfter(needed);
+                _deadline?.CancelAfter(needed - System.Diagnostics.Stopwatch.GetElapsedTime(_started));
             }
         }
 
@@ -145,7 +159,7 @@ public sealed class UploadReader : IDisposable
         var bytes = GC.AllocateUninitializedArray<byte>(length);
         var filled = 0;
         int read;
-        while (filled < length && (read = await body.ReadAsync(bytes.AsMemory(filled), Token)) > 0)
+        while (filled < length && (read = await body.ReadAsync(bytes.AsMemory(filled), filled == 0 ? _aborted : Token)) > 0)
         {
             filled += read;
         }
@@ -225,5 +239,5 @@ public sealed class UploadReader : IDisposable
         }
     }
 
-    public void Dispose() => _deadline.Dispose();
+    public void Dispose() => _deadline?.Dispose();
 }
