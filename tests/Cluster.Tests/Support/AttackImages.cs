@@ -105,7 +105,8 @@ public static class AttackImages
         return output.ToArray();
     }
 
-    private static async Task<byte[]> ProgressiveAsync(byte[] jpeg)
+    /// <summary>The same image as a progressive JPEG, made by libjpeg's jpegtran.</summary>
+    public static async Task<byte[]> ProgressiveAsync(byte[] jpeg)
     {
         var jpegtran = Tool.Find("jpegtran", "libjpeg-turbo-progs");
         var input = Path.GetTempFileName();

@@ -74,24 +74,7 @@ public static class HostileImages
     }
 
     /// <summary>A progressive JPEG, made by libjpeg's jpegtran from a baseline one.</summary>
-    public static async Task<byte[]> ProgressiveJpegAsync()
-    {
-        var jpegtran = Tool.Find("jpegtran", "libjpeg-turbo-progs");
-        var input = Path.GetTempFileName();
-        var outputFile = Path.GetTempFileName();
-        try
-        {
-            await File.WriteAllBytesAsync(input, Jpeg());
-            var (code, output) = await Tool.RunAsync(jpegtran, ["-progressive", "-outfile", outputFile, input]);
-            Assert.True(code == 0, output);
-            return await File.ReadAllBytesAsync(outputFile);
-        }
-        finally
-        {
-            File.Delete(input);
-            File.Delete(outputFile);
-        }
-    }
+    public static Task<byte[]> ProgressiveJpegAsync() => AttackImages.ProgressiveAsync(Jpeg());
 
     /// <summary>Dark text on a fully transparent background: readable only if transparency is shown as white.</summary>
     public static byte[] TransparentPng()
