@@ -86,9 +86,14 @@ public sealed class TlsClusterFixture : IAsyncLifetime
         SiloGatewayPort = ClusterProcess.FreePort();
         var tls = TestCertificates.Arguments(Certificates.Cluster);
         var silo = Track(ClusterProcess.StartSilo("tls-silo", siloHttp, siloPort, SiloGatewayPort, siloPort, ClusterId, Repo.Models, tls));
-        var gateway = Track(ClusterProcess.StartGateway("tls-gateway", gatewayHttp, [SiloGatewayPort], ClusterId, tls));
-        GatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
         await silo.WaitUntilOkAsync(Http, $"http://127.0.0.1:{siloHttp}/readyz", TimeSpan.FromSeconds(90));
+
+        // A second silo joins through the first: silo-to-silo traffic (membership, directory, reports) is TLS too.
+        var (secondHttp, secondPort, secondGateway) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
+        var second = Track(ClusterProcess.StartSilo("tls-silo-2", secondHttp, secondPort, secondGateway, siloPort, ClusterId, Repo.Models, tls));
+        var gateway = Track(ClusterProcess.StartGateway("tls-gateway", gatewayHttp, [SiloGatewayPort, secondGateway], ClusterId, tls));
+        GatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
+        await second.WaitUntilOkAsync(Http, $"http://127.0.0.1:{secondHttp}/readyz", TimeSpan.FromSeconds(90));
         await gateway.WaitUntilOkAsync(Http, GatewayUrl + "/readyz", TimeSpan.FromSeconds(90));
     }
 
@@ -119,6 +124,20 @@ public sealed class OrleansTlsTests(TlsClusterFixture cluster) : IClassFixture<T
 
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         Assert.Equal("0", (await response.JsonAsync()).GetProperty("predictions")[0].GetProperty("label").GetString());
+    }
+
+    [Fact]
+    public async Task TwoSilosFormOneClusterOverTls()
+    {
+        string[] silos = [];
+        for (var attempt = 0; attempt < 40 && silos.Length < 2; attempt++)
+        {
+            var model = await (await cluster.Http.GetAsync(cluster.GatewayUrl + "/models/text-orientation")).JsonAsync();
+            silos = [.. model.GetProperty("versions")[0].GetProperty("silos").EnumerateArray().Select(s => s.GetProperty("silo").GetString()!)];
+            await Task.Delay(250);
+        }
+
+        Assert.Equal(["tls-silo", "tls-silo-2"], silos.Order(StringComparer.Ordinal));
     }
 
     [Fact]

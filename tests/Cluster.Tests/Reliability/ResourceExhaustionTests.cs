@@ -200,6 +200,29 @@ public sealed class ResourceExhaustionTests(LimitedClusterFixture cluster, ITest
     }
 
     [Fact]
+    public async Task TwoHundredNineMegabyteUploadsAtOnceGetOnlySuccessOrRetryableRefusals()
+    {
+        var image = AttackImages.NoisePng(1730, 1730, seed: 7);
+        var statuses = new int[200];
+
+        var measured = await cluster.MeasureAsync("200 uploads of a 9 MB PNG at once", async () =>
+        {
+            await Task.WhenAll(Enumerable.Range(0, 200).Select(async i =>
+            {
+                using var response = await PostAsync(Variant(image, 1000 + i), "image/png");
+                statuses[i] = (int)response.StatusCode;
+                AssertRetryable(response);
+            }));
+            return LimitedClusterFixture.Describe(statuses);
+        }, output);
+
+        Assert.All(statuses, status => Assert.True(status is 200 or 503, $"an upload answered {status}"));
+        Assert.Contains(200, statuses);
+        cluster.AssertBothAlive("200 concurrent 9 MB uploads");
+        Assert.Equal(0, await GatewayUploadBytesInFlightAsync());
+    }
+
+    [Fact]
     public async Task ABatchOfSixteen40MegapixelJpegsGetsOnlySuccessOrRetryableRefusals()
     {
         var jpeg = Jpeg40Mp.Value;
