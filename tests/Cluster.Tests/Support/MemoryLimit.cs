@@ -41,7 +41,7 @@ public sealed class MemoryLimit : IDisposable
                 Directory.CreateDirectory(dir);
                 File.WriteAllText(Path.Combine(dir, "memory.max"), bytes.ToString(CultureInfo.InvariantCulture));
                 TryWrite(Path.Combine(dir, "memory.swap.max"), "0");
-                return new MemoryLimit(bytes, dir, v2: true);
+                return CanJoin(dir) ? new MemoryLimit(bytes, dir, v2: true) : Abandon(dir, bytes);
             }
 
             if (Directory.Exists(V1Root))
@@ -51,12 +51,41 @@ public sealed class MemoryLimit : IDisposable
                 File.WriteAllText(Path.Combine(dir, "memory.limit_in_bytes"), bytes.ToString(CultureInfo.InvariantCulture));
                 TryWrite(Path.Combine(dir, "memory.memsw.limit_in_bytes"), bytes.ToString(CultureInfo.InvariantCulture)); // no swapping past it
                 TryWrite(Path.Combine(dir, "memory.swappiness"), "0");
-                return new MemoryLimit(bytes, dir, v2: false);
+                return CanJoin(dir) ? new MemoryLimit(bytes, dir, v2: false) : Abandon(dir, bytes);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // Not root, or a read-only cgroup file system: fall back below.
+        }
+
+        return new MemoryLimit(bytes, null, v2: false);
+    }
+
+    /// <summary>
+    /// Whether a process can be moved into the cgroup (cgroup v2 refuses it where the hierarchy's delegation does not
+    /// allow it): a shell joins it and exits, which also leaves the cgroup empty again.
+    /// </summary>
+    private static bool CanJoin(string cgroup)
+    {
+        using var probe = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sh", ["-c", $"echo $$ > '{Path.Combine(cgroup, "cgroup.procs")}'"])
+        {
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        })!;
+        probe.WaitForExit(10_000);
+        return probe.HasExited && probe.ExitCode == 0;
+    }
+
+    private static MemoryLimit Abandon(string cgroup, long bytes)
+    {
+        try
+        {
+            Directory.Delete(cgroup);
+        }
+        catch (IOException)
+        {
+            // Left behind empty; harmless.
         }
 
         return new MemoryLimit(bytes, null, v2: false);
