@@ -48,6 +48,12 @@ public enum PredictionErrorKind
 
     /// <summary>The caller cancelled the request (it disconnected or timed out); nobody reads this answer.</summary>
     Cancelled = 9,
+
+    /// <summary>
+    /// The model version is not ready on this shard's silo but is on another: the shard is leaving this silo, and
+    /// the caller should send the request again, which places the shard where the model is ready (503 if retries run out).
+    /// </summary>
+    Relocating = 10,
 }
 
 /// <summary>A failed prediction: what went wrong, in words a caller can act on.</summary>

@@ -1,10 +1,10 @@
 using Classifier.Grains.Caching;
 using Classifier.Grains.Inference;
+using Classifier.Grains.Placement;
 using Classifier.Grains.Interfaces;
 using Classifier.Grains.Telemetry;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
-using Orleans.Placement;
 using Orleans.Runtime;
 using Orleans.Runtime.Placement;
 
@@ -15,12 +15,14 @@ namespace Classifier.Grains;
 /// inference run off it, and the grain is reentrant so other requests proceed meanwhile.
 /// </summary>
 /// <remarks>
-/// Placed by activation count, so shards spread evenly and a silo that joins receives new shards.
+/// Placed only where its model version is ready, spread evenly over those silos (<see cref="ModelReadyPlacementDirector"/>);
+/// a shard whose model stops being ready here leaves, and its callers' retries place it where the model is ready.
 /// </remarks>
 [Reentrant]
-[ActivationCountBasedPlacement]
+[ModelReadyPlacement]
 public sealed class ModelGrain(
     ModelCatalog catalog,
+    ModelAvailability availability,
     SiloCacheStatistics siloStatistics,
     SiloMetrics siloMetrics,
     IOptions<CacheOptions> cacheOptions,
@@ -89,6 +91,13 @@ public sealed class ModelGrain(
         {
             this.DeactivateOnIdle();
             return new PredictionReply(null, _refusal);
+        }
+
+        if (runtime.State != ModelState.Ready && availability.IsReadyElsewhere(_model, _version))
+        {
+            // Placed here on stale knowledge, or the model failed here since: leave, so the retry lands where it is ready.
+            this.DeactivateOnIdle();
+            return PredictionReply.Fail(PredictionErrorKind.Relocating, $"Model {_model} version {_version} is not ready on this silo; the shard moves to a silo where it is.");
         }
 
         var metrics = runtime.Metrics;

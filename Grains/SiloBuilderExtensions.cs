@@ -48,6 +48,8 @@ public static class SiloBuilderExtensions
         services.AddSingleton<SystemMetricsSampler>();
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<ClusterReporter>();
+        services.AddSingleton<Placement.ModelAvailability>();
+        services.AddPlacementDirector<Placement.ModelReadyPlacement, Placement.ModelReadyPlacementDirector>();
         services.AddSingleton<SiloGauges>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ModelCatalog>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ClusterReporter>());

@@ -28,25 +28,42 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
             try
             {
                 var reply = await client.GetGrain<IModelGrain>(key).PredictAsync(request, cancellationToken);
+                if (reply.Error?.Kind == PredictionErrorKind.Relocating && await BackOffAsync(attempt, started, metrics, cancellationToken))
+                {
+                    continue; // the shard is moving to a silo where its model is ready
+                }
+
                 metrics.Duration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 return reply;
             }
             catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)
             {
-                // Retry within a time budget rather than a count: a grain whose silo died reactivates
-                // on a survivor only once membership has declared the silo dead, which takes seconds.
-                var delay = TimeSpan.FromMilliseconds(Math.Min(1000, 100 * (1 << Math.Min(attempt, 4))));
-                if (Stopwatch.GetElapsedTime(started) + delay > options.Value.RetryBudget)
+                if (!await BackOffAsync(attempt, started, metrics, cancellationToken))
                 {
-                    logger.LogWarning("Prediction for {Key} failed after {Attempts} attempts in {Seconds:F1} s: {Error}", key, attempt + 1, Stopwatch.GetElapsedTime(started).TotalSeconds, e.Message);
+                    logger.LogWarning(e, "Prediction for {Key} failed after {Attempts} attempts in {Seconds:F1} s", key, attempt + 1, Stopwatch.GetElapsedTime(started).TotalSeconds);
                     metrics.Unavailable.Inc();
                     return null;
                 }
-
-                metrics.Retries.Inc();
-                await Task.Delay(delay, cancellationToken);
             }
         }
+    }
+
+    /// <summary>
+    /// Waits before the next attempt and answers true, or answers false when that would pass the retry budget. A
+    /// budget of time rather than a count: a grain whose silo died reactivates on a survivor only once membership
+    /// has declared the silo dead, which takes seconds; a relocating shard is placed anew at once.
+    /// </summary>
+    private async Task<bool> BackOffAsync(int attempt, long started, UpstreamChildren metrics, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(Math.Min(1000, 50 * (1 << Math.Min(attempt, 5))));
+        if (Stopwatch.GetElapsedTime(started) + delay > options.Value.RetryBudget)
+        {
+            return false;
+        }
+
+        metrics.Retries.Inc();
+        await Task.Delay(delay, cancellationToken);
+        return true;
     }
 
     // SiloUnavailableException and message rejections derive from OrleansException; a grain call

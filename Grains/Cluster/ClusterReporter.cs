@@ -87,9 +87,18 @@ public sealed class ClusterReporter(
             return;
         }
 
-        var moves = Math.Min(excess, Math.Max(1, room / 2));
+        // Only shards whose model version is ready there: a silo that failed to load a model is light for that
+        // reason, and shards sent to it would only move away again.
+        var movable = local.Where(key => ModelGrainKey.TryParse(key, out var k)
+            && lightest.Models.Any(m => m.Model == k.Model && m.Version == k.Version && m.State == ModelState.Ready)).ToArray();
+        var moves = Math.Min(Math.Min(excess, Math.Max(1, room / 2)), movable.Length);
+        if (moves == 0)
+        {
+            return;
+        }
+
         logger.LogInformation("Rebalancing: moving {Moves} of {Local} shards to {Target} (fair share {Fair})", moves, local.Length, lightest.Silo, fair);
-        foreach (var key in local.Take(moves))
+        foreach (var key in movable.Take(moves))
         {
             await grains.GetGrain<IModelGrain>(key).MigrateToAsync(lightest.Address!);
         }

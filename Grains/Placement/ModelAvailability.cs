@@ -1,0 +1,43 @@
+using Classifier.Grains.Cluster;
+using Classifier.Grains.Inference;
+using Classifier.Grains.Interfaces;
+using Orleans.Runtime;
+
+namespace Classifier.Grains.Placement;
+
+/// <summary>
+/// Which silos can serve which model version now: this silo's own models as they are, the others' as their last
+/// report to the cluster grain said (at most one <c>ClusterStats:ReportInterval</c> old). A silo that has not
+/// reported yet counts as unable: new shards wait for its first report rather than risk a silo that failed to load.
+/// </summary>
+public sealed class ModelAvailability(ModelCatalog catalog, ClusterReporter reporter, ILocalSiloDetails local)
+{
+    /// <summary>The silos among <paramref name="candidates"/> where <paramref name="model"/> <paramref name="version"/> is ready, in address order.</summary>
+    public SiloAddress[] ReadySilos(string model, string version, IEnumerable<SiloAddress> candidates)
+    {
+        var snapshot = reporter.Latest;
+        return candidates
+            .Where(silo => IsReady(silo, model, version, snapshot))
+            .OrderBy(silo => silo.ToParsableString(), StringComparer.Ordinal)
+            .ToArray();
+    }
+
+    /// <summary>Whether a silo other than this one reported the model version ready.</summary>
+    public bool IsReadyElsewhere(string model, string version) =>
+        reporter.Latest?.Silos.Any(s => s.Address is not null && !s.Address.Equals(local.SiloAddress)
+            && s.Models.Any(m => m.Model == model && m.Version == version && m.State == ModelState.Ready)) == true;
+
+    /// <summary>Whether <paramref name="silo"/> serves the model version, as far as this silo knows.</summary>
+    public bool IsReady(SiloAddress silo, string model, string version) => IsReady(silo, model, version, reporter.Latest);
+
+    private bool IsReady(SiloAddress silo, string model, string version, ClusterSnapshot? snapshot)
+    {
+        if (silo.Equals(local.SiloAddress))
+        {
+            return catalog.Find(model, version)?.State == ModelState.Ready;
+        }
+
+        var report = snapshot?.Silos.FirstOrDefault(s => silo.Equals(s.Address));
+        return report?.Models.Any(m => m.Model == model && m.Version == version && m.State == ModelState.Ready) == true;
+    }
+}
