@@ -211,7 +211,30 @@ public sealed class GatewayEndToEndTests(ProcessClusterFixture cluster)
         Assert.DoesNotContain("private_internaldiagnostics", text, StringComparison.Ordinal);
         var memory = double.Parse(Regex.Match(text, @"^system_memory_percent (\S+)$", RegexOptions.Multiline).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(memory, 0.001, 100);
-        var clusterRate = double.Parse(Regex.Match(text, @"^cluster_cache_hit_rate (\S+)$", RegexOptions.Multiline).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
-        Assert.InRange(clusterRate, 0, 1);
+        await AssertClusterHitRateEqualsTheSilosOwnAsync();
+    }
+
+    /// <summary>
+    /// With one silo, the cluster-wide rate (summed from every grain's statistics through the cluster grain) must equal
+    /// hits / (hits + misses) of that silo's own counters, once its next report has gone out.
+    /// </summary>
+    private async Task AssertClusterHitRateEqualsTheSilosOwnAsync()
+    {
+        using var hit = await Http.PostAsync(cluster.GatewayUrl + "/predict", Raw(TextImages.Render("rate check"), "image/png"));
+        using var again = await Http.PostAsync(cluster.GatewayUrl + "/predict", Raw(TextImages.Render("rate check"), "image/png"));
+        double expected = -1, reported = -2;
+        for (var attempt = 0; attempt < 40 && Math.Abs(expected - reported) > 1e-9; attempt++)
+        {
+            await Task.Delay(250);
+            var text = await cluster.Http.GetStringAsync(cluster.SiloUrl + "/metrics");
+            double Sum(string name) => Regex.Matches(text, $@"^{name}\{{[^}}]*\}} (\S+)$", RegexOptions.Multiline)
+                .Sum(m => double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            var (hits, misses) = (Sum("cache_hits_total"), Sum("cache_misses_total"));
+            expected = hits / (hits + misses);
+            reported = double.Parse(Regex.Match(text, @"^cluster_cache_hit_rate (\S+)$", RegexOptions.Multiline).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        Assert.True(expected > 0, "the repeated image was no cache hit");
+        Assert.Equal(expected, reported, 9);
     }
 }

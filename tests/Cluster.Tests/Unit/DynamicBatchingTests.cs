@@ -31,7 +31,9 @@ public sealed class DynamicBatchingTests
     [Fact]
     public async Task NoBatchExceedsTheMaximumSize()
     {
-        var (runtime, metrics) = Load(maxBatch: 3, delayMs: 200);
+        // A maximum of 4, a histogram boundary: every run must fall in the buckets up to le="4", so runs of
+        // 5 + 5 + 1 + 1 (the same count and sum as 4 + 4 + 2 + 2) fail this test.
+        var (runtime, metrics) = Load(maxBatch: 4, delayMs: 200);
         using var _ = runtime;
         var images = Enumerable.Range(0, 12).Select(i => TextImages.Numbered(14000 + i)).ToArray();
 
@@ -40,8 +42,22 @@ public sealed class DynamicBatchingTests
         Assert.All(outcomes, o => Assert.Null(o.Error));
         var histogram = metrics.BatchSize.WithLabels("text-orientation", "1");
         Assert.Equal(12, histogram.Sum);
-        Assert.True(histogram.Count >= 4, $"12 images in {histogram.Count} runs of at most 3");
+        var exposition = await ExpositionAsync(metrics);
+        var upToFour = Bucket(exposition, "4");
+        Assert.True(upToFour == histogram.Count, $"{histogram.Count - upToFour} of {histogram.Count} runs held more than 4 images");
     }
+
+    private static async Task<string> ExpositionAsync(Grains.Telemetry.SiloMetrics metrics)
+    {
+        using var stream = new MemoryStream();
+        await metrics.Registry.CollectAndExportAsTextAsync(stream);
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    /// <summary>The cumulative count of the batch-size bucket <c>le</c>.</summary>
+    private static double Bucket(string exposition, string le) => double.Parse(
+        System.Text.RegularExpressions.Regex.Match(exposition, $@"^inference_batch_size_bucket\{{model=""text-orientation"",version=""1"",le=""{le}""\}} (\S+)$", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value,
+        System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
     public async Task WithoutBatchingEveryRunHoldsOneImage()
