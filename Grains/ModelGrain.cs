@@ -102,14 +102,9 @@ public sealed class ModelGrain(
 
         var metrics = runtime.Metrics;
         var k = request.TopK == 0 ? runtime.Model.TopK : request.TopK;
-        if (runtime.Model.IsEmbedding && request.TopK != 0)
+        if (RequestRules.TopKProblem(request.TopK, _model, runtime.Model.IsEmbedding, runtime.Model.Labels.Length) is { } topKProblem)
         {
-            return PredictionReply.Fail(PredictionErrorKind.BadParameter, $"Model {_model} answers embeddings, not classes: leave top_k out.");
-        }
-
-        if (!runtime.Model.IsEmbedding && (k < 1 || k > runtime.Model.Labels.Length))
-        {
-            return PredictionReply.Fail(PredictionErrorKind.BadParameter, $"top_k must be between 1 and {runtime.Model.Labels.Length} for model {_model}.");
+            return PredictionReply.Fail(PredictionErrorKind.BadParameter, topKProblem);
         }
 
         // Hashed here, not taken from the caller: an answer is only ever filed under the hash of the bytes it answers.

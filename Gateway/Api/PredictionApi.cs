@@ -182,7 +182,7 @@ public static class PredictionApi
             model = options.DefaultModel;
         }
 
-        if (model.Length > 64 || !model.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '.' or '_' or '-'))
+        if (!RequestRules.IsModelName(model))
         {
             return new(model, null, 0, Problems.Of(StatusCodes.Status400BadRequest, "Query parameter 'model' must be a model name: lower-case letters, digits, '.', '_' or '-' (GET /models lists them)."));
         }
@@ -203,13 +203,8 @@ public static class PredictionApi
         return new(model, version.Length > 0 ? version : null, topK, null);
     }
 
-    private static ProblemHttpResult? TopKProblem(int topK, ModelRoute route, string model) => topK switch
-    {
-        0 => null,
-        _ when route.Embedding => Problems.Of(StatusCodes.Status400BadRequest, $"Model '{model}' answers embeddings, not classes; leave out query parameter 'top_k'."),
-        _ when topK > route.LabelCount => Problems.Of(StatusCodes.Status400BadRequest, $"Query parameter 'top_k' is {topK}, but model '{model}' has only {route.LabelCount} classes; use 1 to {route.LabelCount}."),
-        _ => null,
-    };
+    private static ProblemHttpResult? TopKProblem(int topK, ModelRoute route, string model) =>
+        RequestRules.TopKProblem(topK, model, route.Embedding, route.LabelCount) is { } problem ? Problems.Of(StatusCodes.Status400BadRequest, problem) : null;
 
     private static PredictionResponse ToResponse(Prediction p, long started) => new(
         p.Model,

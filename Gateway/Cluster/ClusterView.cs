@@ -15,7 +15,6 @@ public readonly record struct ModelRoute(string? Version, int LabelCount, int St
 /// </summary>
 public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> options, TimeProvider time, ILogger<ClusterView> logger) : BackgroundService
 {
-    private readonly SemaphoreSlim _refreshing = new(1, 1);
     private ClusterSnapshot? _snapshot;
     private DateTimeOffset _refreshedAt = DateTimeOffset.MinValue;
     private DateTimeOffset _lastSilosSeenAt = DateTimeOffset.MinValue;
@@ -73,13 +72,30 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
         }
     }
 
-    /// <summary>Fetches the cluster's snapshot now; failures keep the old view and are logged.</summary>
-    public async Task RefreshAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Fetches the cluster's snapshot now; failures keep the old view and are logged. Callers that arrive while a
+    /// fetch is under way share it: many concurrent <c>GET /models</c> make one grain call, not one each in turn.
+    /// </summary>
+    public Task RefreshAsync(CancellationToken cancellationToken = default)
     {
-        await _refreshing.WaitAsync(cancellationToken);
+        Task fetch;
+        lock (_refreshGate)
+        {
+            fetch = _refresh ??= FetchAsync();
+        }
+
+        return fetch.WaitAsync(cancellationToken);
+    }
+
+    private readonly Lock _refreshGate = new();
+    private Task? _refresh;
+
+    private async Task FetchAsync()
+    {
+        await Task.Yield(); // callers register before the fetch can finish
         try
         {
-            var snapshot = await client.GetGrain<IClusterGrain>(IClusterGrain.Key).GetSnapshotAsync().WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
+            var snapshot = await client.GetGrain<IClusterGrain>(IClusterGrain.Key).GetSnapshotAsync().WaitAsync(TimeSpan.FromSeconds(5));
             var now = time.GetUtcNow();
             if (snapshot.Silos.Length == 0 && Snapshot is { Silos.Length: > 0 } && now - _lastSilosSeenAt < EmptyViewGrace)
             {
@@ -97,13 +113,16 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
             Volatile.Write(ref _snapshot, snapshot);
             _refreshedAt = now;
         }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (Exception e)
         {
-            logger.LogDebug("Cluster view refresh failed: {Error}", e.Message);
+            logger.LogDebug(e, "Cluster view refresh failed");
         }
         finally
         {
-            _refreshing.Release();
+            lock (_refreshGate)
+            {
+                _refresh = null;
+            }
         }
     }
 

@@ -121,7 +121,7 @@ public sealed class ClusterReporter(
         }
         catch (Exception e) when (!_stopping.IsCancellationRequested)
         {
-            logger.LogWarning("Cluster report failed, retrying next interval: {Error}", e.Message);
+            logger.LogWarning(e, "Cluster report failed, retrying next interval");
         }
     }
 }

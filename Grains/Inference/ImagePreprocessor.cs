@@ -191,7 +191,7 @@ public sealed class ImagePreprocessor
     /// </summary>
     private PredictionError Undecodable(IImageFormat format, Exception e)
     {
-        _logger.LogDebug("A {Format} image could not be decoded: {ExceptionType}: {Error}", format.Name, e.GetType().Name, e.Message);
+        _logger.LogDebug(e, "A {Format} image could not be decoded", format.Name);
         return new(PredictionErrorKind.InvalidImage, $"The {format.Name} image could not be decoded; the file is damaged, truncated or uses a feature this decoder does not support. Re-encode it (for example as PNG or baseline JPEG).");
     }
 

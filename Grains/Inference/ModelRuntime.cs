@@ -96,7 +96,7 @@ public sealed class ModelRuntime : IDisposable
             Provider = "none";
             State = ModelState.Error;
             Error = PublicReason(e);
-            _logger.LogError("Model {Model} version {Version} failed to load: {Error}", Model.Name, Definition.Version, e.Message);
+            _logger.LogError(e, "Model {Model} version {Version} failed to load", Model.Name, Definition.Version);
         }
 
         Metrics.State.Set((int)State);
@@ -317,7 +317,7 @@ public sealed class ModelRuntime : IDisposable
         catch (Exception e) when (e is OnnxRuntimeException or ObjectDisposedException)
         {
             span?.SetStatus(ActivityStatusCode.Error, e.Message);
-            _logger.LogError("Inference failed for {Model} version {Version}: {Error}", Model.Name, Definition.Version, e.Message);
+            _logger.LogError(e, "Inference failed for {Model} version {Version}", Model.Name, Definition.Version);
             var reason = e is ObjectDisposedException ? "the model is being unloaded on this silo" : "ONNX Runtime failed (see the silo's log)";
             return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} could not run: {reason}; retry shortly."), preprocessingMs, 0);
         }

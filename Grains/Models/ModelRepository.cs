@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Classifier.Grains.Interfaces;
 
 namespace Classifier.Grains.Models;
 
@@ -16,9 +17,8 @@ public static partial class ModelRepository
     public const string ConfigFileName = "config.json";
     public const string ModelFileName = "model.onnx";
 
-    /// <summary>Model folder names double as URL segments and grain-key parts, so they stay plain.</summary>
-    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,63}$")]
-    public static partial Regex ModelNamePattern();
+    /// <summary>Model folder names double as URL segments and grain-key parts, so they stay plain (<see cref="RequestRules"/>).</summary>
+    public static Regex ModelNamePattern() => RequestRules.ModelNamePattern();
 
     /// <summary>Reads every model in <paramref name="root"/>; throws <see cref="ModelConfigException"/> on the first bad config.</summary>
     public static IReadOnlyList<ModelVersionDefinition> Load(string root)
