@@ -54,6 +54,9 @@ public enum PredictionErrorKind
     /// the caller should send the request again, which places the shard where the model is ready (503 if retries run out).
     /// </summary>
     Relocating = 10,
+
+    /// <summary>The model's queue on the silo is full, or the image waited there past its timeout: retry after <see cref="PredictionError.RetryAfterSeconds"/> (429).</summary>
+    Throttled = 11,
 }
 
 /// <summary>A failed prediction: what went wrong, in words a caller can act on.</summary>

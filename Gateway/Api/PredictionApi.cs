@@ -107,7 +107,7 @@ public static class PredictionApi
                     return new BatchItem(index, part.FileName, ToResponse(p, started), null);
                 case { Error: { } e }:
                     var status = Problems.StatusOf(e.Kind);
-                    if (status == StatusCodes.Status503ServiceUnavailable)
+                    if (status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests)
                     {
                         InterlockedMax(ref retryAfter, e.RetryAfterSeconds > 0 ? e.RetryAfterSeconds : Problems.DefaultRetryAfterSeconds);
                     }

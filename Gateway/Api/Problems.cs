@@ -18,6 +18,7 @@ public static class Problems
             413 => "Image too large",
             415 => "Unsupported media type",
             422 => "Image too costly to decode",
+            429 => "Too many requests",
             503 => "Service unavailable",
             _ => null,
         });
@@ -30,6 +31,7 @@ public static class Problems
         PredictionErrorKind.ImageTooLarge => StatusCodes.Status413PayloadTooLarge,
         PredictionErrorKind.ModelNotFound => StatusCodes.Status404NotFound,
         PredictionErrorKind.TooComplex => StatusCodes.Status422UnprocessableEntity,
+        PredictionErrorKind.Throttled => StatusCodes.Status429TooManyRequests,
         PredictionErrorKind.Cancelled => StatusCodes.Status499ClientClosedRequest,
         _ => StatusCodes.Status503ServiceUnavailable,
     };
@@ -41,7 +43,7 @@ public static class Problems
     public static ProblemHttpResult Of(PredictionError error, HttpResponse response)
     {
         var status = StatusOf(error.Kind);
-        if (status == StatusCodes.Status503ServiceUnavailable)
+        if (status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests)
         {
             RetryAfter(response, error.RetryAfterSeconds);
         }

@@ -9,7 +9,7 @@ using Orleans.Runtime;
 namespace Classifier.Grains.Inference;
 
 /// <summary>Every model version of the repository, loaded once per silo and borrowed by the grains.</summary>
-public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDisposable
+public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDisposable, IAsyncDisposable
 {
     private static readonly Lock EnvironmentGate = new();
     private static bool _environmentCreated;
@@ -86,11 +86,11 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
         }
     }
 
-    public void Dispose()
+    /// <summary>Every model's queued and running images finish before its session is released.</summary>
+    public async ValueTask DisposeAsync()
     {
-        foreach (var runtime in _runtimes.Values)
-        {
-            runtime.Dispose();
-        }
+        await Task.WhenAll(_runtimes.Values.Select(r => r.DisposeAsync().AsTask()));
     }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 }

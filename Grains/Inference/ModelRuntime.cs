@@ -13,24 +13,29 @@ using SixLabors.ImageSharp.PixelFormats;
 
 namespace Classifier.Grains.Inference;
 
-/// <summary>What one image's run produced: its output values (probabilities in label order, or an embedding), or why there are none.</summary>
-public readonly record struct InferenceOutcome(float[]? Output, PredictionError? Error, double PreprocessingMs, double InferenceMs);
+/// <summary>
+/// What one image got, the one result type from the scheduler up to the grain: its output values (probabilities in
+/// label order, or an embedding), or why there are none.
+/// </summary>
+/// <param name="QueueMs">Time the image waited in the scheduler's queue.</param>
+/// <param name="BatchSize">Images in the run it was part of.</param>
+/// <param name="Failure">The exception behind a backend failure, for the log; never sent to a client.</param>
+public readonly record struct InferenceOutcome(
+    float[]? Output, PredictionError? Error, double PreprocessingMs, double InferenceMs, double QueueMs = 0, int BatchSize = 0, Exception? Failure = null);
 
 /// <summary>
-/// One model version loaded on this silo: its ONNX Runtime session, shared by every grain of the
-/// version here (<c>Run</c> is thread-safe), and the preprocessing that feeds it.
+/// One model version loaded on this silo, shared by every grain of the version here: its backend (the ONNX Runtime
+/// session and post-processing), its scheduler (the bounded batch queue and the threads that run it), and the
+/// preprocessing that feeds them within the silo's decode budget.
 /// </summary>
-public sealed class ModelRuntime : IDisposable
+public sealed class ModelRuntime : IDisposable, IAsyncDisposable
 {
     /// <summary>Spans of preprocessing and inference; the hosts subscribe to this source name when tracing is on.</summary>
     public static readonly ActivitySource Tracing = new("Classifier");
 
     private readonly ILogger _logger;
-    private readonly RunOptions _runOptions = new();
-    private readonly string[] _inputNames;
-    private readonly string[] _outputNames;
-    private InferenceSession? _session;
-    private InferenceBatcher? _batcher;
+    private ModelBackend? _backend;
+    private ModelScheduler? _scheduler;
 
     private readonly ImageOptions _imageOptions;
     private readonly DecodeGate _decodes;
@@ -44,8 +49,6 @@ public sealed class ModelRuntime : IDisposable
         _imageOptions = imageOptions;
         _decodes = decodes ?? new DecodeGate(imageOptions.DecodeMemoryBytes, imageOptions.EffectiveMaxConcurrentDecodes, maxWaitingBytes: imageOptions.MaxWaitingBytes);
         Preprocessor = new ImagePreprocessor(definition.Model, imageOptions, logger);
-        _inputNames = [definition.Model.InputName];
-        _outputNames = [definition.Model.OutputName];
         metrics.State.Set((int)Interfaces.ModelState.NotReady);
     }
 
@@ -67,32 +70,30 @@ public sealed class ModelRuntime : IDisposable
 
     public double LoadMs { get; private set; }
 
-    /// <summary>Creates the session and runs one warm-up batch; on failure the model is put in the error state, never thrown.</summary>
+    /// <summary>Creates the backend, warms the whole path and starts the scheduler; on failure the model is put in the error state, never thrown.</summary>
     public void Load(ModelsOptions options)
     {
         var sw = Stopwatch.StartNew();
         try
         {
-            if (!File.Exists(Definition.ModelPath))
-            {
-                throw new FileNotFoundException($"{Definition.ModelPath} does not exist; put the model's ONNX file there.", Definition.ModelPath);
-            }
-
-            (_session, Provider) = CreateSession(options);
-            CheckSignature(_session);
+            _backend = ModelBackend.Create(Definition, options, _logger);
+            Provider = _backend.Provider;
+            MaxBatchSize = _backend.MaxBatchSize;
             var maxBatch = Math.Min(Model.MaxBatchSize, MaxBatchSize);
             var padToMax = maxBatch > 1 && (Model.PadToMaxBatch ?? Provider == "CUDA");
             var samples = WarmUp(maxBatch);
             LoadMs = sw.Elapsed.TotalMilliseconds;
             CompileHotPath(samples, options.WarmUp, padToMax ? maxBatch : 1);
-            _batcher = new InferenceBatcher(RunBatch, Model.TensorLength, maxBatch, Model.MaxQueueDelay, Model.Instances, Metrics, padToMax);
+            _scheduler = new ModelScheduler(_backend.Run, Model.TensorLength,
+                new SchedulerSettings(maxBatch, Model.MaxQueueDelay, Model.Instances, padToMax, Model.MaxQueueSize, Model.QueueTimeout),
+                Metrics, $"{Model.Name} version {Definition.Version}");
             State = ModelState.Ready;
             _logger.LogInformation("Model {Model} version {Version} ready on {Provider} in {LoadMs:F0} ms", Model.Name, Definition.Version, Provider, LoadMs);
         }
         catch (Exception e) when (e is OnnxRuntimeException or FileNotFoundException or InvalidOperationException)
         {
-            _session?.Dispose();
-            _session = null;
+            _backend?.Dispose();
+            _backend = null;
             Provider = "none";
             State = ModelState.Error;
             Error = PublicReason(e);
@@ -101,69 +102,6 @@ public sealed class ModelRuntime : IDisposable
 
         Metrics.State.Set((int)State);
     }
-
-    private (InferenceSession, string) CreateSession(ModelsOptions options)
-    {
-        var device = options.Device;
-        if (device is "cuda" or "auto")
-        {
-            try
-            {
-                using var gpuOptions = NewSessionOptions(options);
-                // Unset, the plain device-id call: the path measured on GPUs; the options object only when asked for.
-                if (options.CudnnConvAlgoSearch is { Length: > 0 } search)
-                {
-                    using var cuda = new OrtCUDAProviderOptions();
-                    cuda.UpdateOptions(new Dictionary<string, string>
-                    {
-                        ["device_id"] = options.GpuDeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                        ["cudnn_conv_algo_search"] = search,
-                    });
-                    gpuOptions.AppendExecutionProvider_CUDA(cuda);
-                }
-                else
-                {
-                    gpuOptions.AppendExecutionProvider_CUDA(options.GpuDeviceId);
-                }
-
-                return (new InferenceSession(Definition.ModelPath, gpuOptions), "CUDA");
-            }
-            catch (OnnxRuntimeException e) when (device == "auto")
-            {
-                _logger.LogInformation("CUDA is not usable for {Model} ({Reason}); running on CPU", Model.Name, FirstLine(e.Message));
-            }
-            catch (OnnxRuntimeException e)
-            {
-                throw new InvalidOperationException(
-                    $"Models:Device is 'cuda' but CUDA could not be used ({FirstLine(e.Message)}). Install the NVIDIA driver, CUDA 13 and cuDNN 9, or set Models:Device to 'auto' or 'cpu'.", e);
-            }
-        }
-
-        using var cpuOptions = NewSessionOptions(options);
-        return (new InferenceSession(Definition.ModelPath, cpuOptions), "CPU");
-    }
-
-    private Microsoft.ML.OnnxRuntime.SessionOptions NewSessionOptions(ModelsOptions options) => new()
-    {
-        // Measured (README, Performance: session options): ENABLE_ALL (with its layout optimisations for
-        // CPU convolutions) beat BASIC and EXTENDED clearly; the memory arena made no measurable difference.
-        GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-        IntraOpNumThreads = IntraOpThreads(options.IntraOpThreads, Model.Instances, Environment.ProcessorCount),
-        ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-    };
-
-    /// <summary>
-    /// Intra-op threads per session: the configured number, else the cores this process may use (.NET's
-    /// count, which honours CPU affinity and container CPU limits) shared out among the model's concurrent
-    /// runs. ONNX Runtime's own default gives every run a thread per physical core of the whole machine:
-    /// it oversubscribes the CPU as soon as several runs execute at once (on the 2-vCPU development
-    /// machine, runs given more threads than their share measured 0.4-0.6x, README, Performance: session
-    /// options), and it ignores affinity: a process pinned to 2 of 16 cores used 15 cores' worth of CPU.
-    /// </summary>
-    public static int IntraOpThreads(int configured, int instances, int cores) =>
-        configured > 0 ? configured : Math.Max(1, cores / Math.Max(1, instances));
-
-    private static string FirstLine(string s) => s.Split('\n', 2)[0].Trim();
 
     /// <summary>
     /// What a load failure tells the cluster's clients (<c>/readyz</c>, <c>/models</c>, 503 details): the kind of
@@ -178,32 +116,6 @@ public sealed class ModelRuntime : IDisposable
             "Models:Device is 'cuda' but CUDA could not be used on this silo. Install the NVIDIA driver, CUDA 13 and cuDNN 9, or set Models:Device to 'auto' or 'cpu'; the silo's log has ONNX Runtime's reason.",
         _ => e.Message,
     };
-
-    private void CheckSignature(InferenceSession session)
-    {
-        var m = Model;
-        if (!session.InputMetadata.TryGetValue(m.InputName, out var input))
-        {
-            throw new InvalidOperationException($"config.json field 'input.name' is '{m.InputName}', but the model's inputs are: {string.Join(", ", session.InputMetadata.Keys)}.");
-        }
-
-        if (!session.OutputMetadata.ContainsKey(m.OutputName))
-        {
-            throw new InvalidOperationException($"config.json field 'output.name' is '{m.OutputName}', but the model's outputs are: {string.Join(", ", session.OutputMetadata.Keys)}.");
-        }
-
-        var expected = m.TensorShape(1);
-        var dims = input.Dimensions;
-        var matches = dims.Length == expected.Length && dims.Skip(1).Zip(expected.Skip(1)).All(p => p.First <= 0 || p.First == p.Second);
-        if (!matches)
-        {
-            throw new InvalidOperationException($"config.json field 'input.shape' gives {Shape(expected.Skip(1))} ({(m.Nhwc ? "NHWC" : "NCHW")}), but the model's input '{m.InputName}' is {Shape(dims.Select(d => (long)d))} (-1 = any).");
-        }
-
-        MaxBatchSize = dims[0] > 0 ? dims[0] : int.MaxValue;
-    }
-
-    private static string Shape(IEnumerable<long> dims) => $"[{string.Join(", ", dims)}]";
 
     /// <summary>Values per image in the output: the label count, or the embedding's dimension; known once loaded.</summary>
     public int OutputLength { get; private set; }
@@ -245,7 +157,7 @@ public sealed class ModelRuntime : IDisposable
             Preprocessor.Preprocess(encoded, tensor);
         }
 
-        var output = RunBatch(tensor, 1);
+        var output = _backend!.Run(tensor, 1);
         if (!Model.IsEmbedding && output.Length != Model.Labels.Length)
         {
             throw new InvalidOperationException($"The model's output '{Model.OutputName}' has {output.Length} values per image, but config.json lists {Model.Labels.Length} labels.");
@@ -255,7 +167,7 @@ public sealed class ModelRuntime : IDisposable
 
         if (maxBatch > 1)
         {
-            RunBatch(tensor, maxBatch);
+            _backend.Run(tensor, maxBatch);
         }
 
         return samples;
@@ -276,7 +188,7 @@ public sealed class ModelRuntime : IDisposable
         for (var i = 0; clock.Elapsed < budget && i < 2000; i++)
         {
             Preprocessor.Preprocess(samples[i % samples.Length], tensor.AsSpan(0, Model.TensorLength));
-            RunBatch(tensor, runSize);
+            _backend!.Run(tensor, runSize);
         }
     }
 
@@ -287,14 +199,21 @@ public sealed class ModelRuntime : IDisposable
     /// </summary>
     public async Task<InferenceOutcome> PredictAsync(byte[] image, CancellationToken cancellationToken = default)
     {
-        if (State != ModelState.Ready || _batcher is not { } batcher)
+        if (State != ModelState.Ready || _scheduler is not { } scheduler)
         {
             return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? "still loading"}"), 0, 0);
+        }
+
+        // A place in the model's queue first: when the model cannot keep up, the excess is refused before it is decoded.
+        if (!scheduler.TryAdmit(out var refusal))
+        {
+            return refusal;
         }
 
         var (tensor, error, preprocessingMs) = await PreprocessWithinBudgetAsync(image, cancellationToken);
         if (tensor is null)
         {
+            scheduler.Withdraw();
             return new(null, error, preprocessingMs, 0);
         }
 
@@ -302,25 +221,20 @@ public sealed class ModelRuntime : IDisposable
         span?.SetTag("classifier.model", Model.Name);
         span?.SetTag("classifier.model_version", Definition.Version);
         span?.SetTag("classifier.provider", Provider);
-        try
+        var result = await scheduler.InferAdmittedAsync(tensor, cancellationToken);
+        if (result.Output is not null)
         {
-            var result = await batcher.InferAsync(tensor, cancellationToken);
             span?.SetTag("classifier.batch_size", result.BatchSize);
-            span?.SetTag("classifier.queue_ms", result.QueueSeconds * 1000);
-            Metrics.Inference.Observe(result.InferenceSeconds); // inside the request's span: the exemplar points at it
-            return new(result.Output, null, preprocessingMs, result.InferenceSeconds * 1000);
+            span?.SetTag("classifier.queue_ms", result.QueueMs);
+            Metrics.Inference.Observe(result.InferenceMs / 1000); // inside the request's span: the exemplar points at it
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        else if (result.Failure is { } failure)
         {
-            return new(null, Cancelled, preprocessingMs, 0);
+            span?.SetStatus(ActivityStatusCode.Error, failure.Message);
+            _logger.LogError(failure, "Inference failed for {Model} version {Version}", Model.Name, Definition.Version);
         }
-        catch (Exception e) when (e is OnnxRuntimeException or ObjectDisposedException)
-        {
-            span?.SetStatus(ActivityStatusCode.Error, e.Message);
-            _logger.LogError(e, "Inference failed for {Model} version {Version}", Model.Name, Definition.Version);
-            var reason = e is ObjectDisposedException ? "the model is being unloaded on this silo" : "ONNX Runtime failed (see the silo's log)";
-            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} could not run: {reason}; retry shortly."), preprocessingMs, 0);
-        }
+
+        return result with { PreprocessingMs = preprocessingMs, Failure = null };
     }
 
     private static readonly PredictionError Cancelled = new(PredictionErrorKind.Cancelled, "The request was cancelled before its answer was ready.");
@@ -429,106 +343,20 @@ public sealed class ModelRuntime : IDisposable
         return (tensor, null, seconds * 1000);
     }
 
-    /// <summary>Runs <paramref name="count"/> images laid out one after another in <paramref name="tensor"/>; answers their probabilities concatenated.</summary>
-    private float[] RunBatch(float[] tensor, int count)
+    /// <summary>The <paramref name="k"/> most probable classes, most probable first, with their labels.</summary>
+    public ClassScore[] TopK(float[] probabilities, int k) => ModelBackend.TopK(Model, probabilities, k);
+
+    /// <summary>Stops the scheduler, lets every queued and running image finish, then releases the session.</summary>
+    public async ValueTask DisposeAsync()
     {
-        var session = _session ?? throw new InvalidOperationException("The session is not loaded.");
-        var memory = new Memory<float>(tensor, 0, Model.TensorLength * count);
-        using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, memory, Model.TensorShape(count));
-        using var outputs = session.Run(_runOptions, _inputNames, [input], _outputNames);
-        var result = outputs[0].GetTensorDataAsSpan<float>().ToArray();
-        if (Model.Output == OutputKind.Logits)
+        State = ModelState.NotReady;
+        if (_scheduler is { } scheduler)
         {
-            Softmax(result, result.Length / count);
-        }
-        else if (Model.NormalizeEmbedding)
-        {
-            NormalizeL2(result, result.Length / count);
+            await scheduler.DisposeAsync();
         }
 
-        return result;
+        _backend?.Dispose();
     }
 
-    /// <summary>In-place softmax over each consecutive run of <paramref name="classes"/> values.</summary>
-    internal static void Softmax(Span<float> values, int classes)
-    {
-        for (var offset = 0; offset + classes <= values.Length; offset += classes)
-        {
-            var row = values.Slice(offset, classes);
-            var max = float.NegativeInfinity;
-            foreach (var v in row)
-            {
-                max = Math.Max(max, v);
-            }
-
-            var sum = 0f;
-            for (var i = 0; i < row.Length; i++)
-            {
-                row[i] = MathF.Exp(row[i] - max);
-                sum += row[i];
-            }
-
-            for (var i = 0; i < row.Length; i++)
-            {
-                row[i] /= sum;
-            }
-        }
-    }
-
-    /// <summary>Scales each consecutive run of <paramref name="length"/> values to unit Euclidean length; an all-zero vector stays zero.</summary>
-    internal static void NormalizeL2(Span<float> values, int length)
-    {
-        for (var offset = 0; offset + length <= values.Length; offset += length)
-        {
-            var row = values.Slice(offset, length);
-            var sum = 0.0;
-            foreach (var v in row)
-            {
-                sum += (double)v * v;
-            }
-
-            if (sum > 0)
-            {
-                var scale = (float)(1 / Math.Sqrt(sum));
-                for (var i = 0; i < row.Length; i++)
-                {
-                    row[i] *= scale;
-                }
-            }
-        }
-    }
-
-    /// <summary>The <paramref name="k"/> most probable classes, most probable first.</summary>
-    public ClassScore[] TopK(float[] probabilities, int k)
-    {
-        k = Math.Clamp(k, 1, probabilities.Length);
-        var best = new List<int>(k + 1);
-        for (var i = 0; i < probabilities.Length; i++)
-        {
-            var at = best.Count;
-            while (at > 0 && probabilities[best[at - 1]] < probabilities[i])
-            {
-                at--;
-            }
-
-            if (at < k)
-            {
-                best.Insert(at, i);
-                if (best.Count > k)
-                {
-                    best.RemoveAt(k);
-                }
-            }
-        }
-
-        return best.Select(i => new ClassScore(Model.Labels[i], i, probabilities[i])).ToArray();
-    }
-
-    public void Dispose()
-    {
-        // Waiting runs finish first: the session must outlive them.
-        _batcher?.DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
-        _session?.Dispose();
-        _runOptions.Dispose();
-    }
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 }

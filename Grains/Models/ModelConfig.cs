@@ -102,6 +102,18 @@ public sealed class BatchingConfig
     /// on where the model runs on CUDA (whose convolution plans are rebuilt at every change of shape), off on CPU.
     /// </summary>
     public bool? PadToMaxBatch { get; set; }
+
+    /// <summary>
+    /// Images that may wait for a run on one silo (Triton's <c>max_queue_size</c>); the next is refused at once with
+    /// 429. Default 256.
+    /// </summary>
+    public int? MaxQueueSize { get; set; }
+
+    /// <summary>
+    /// Longest an image may wait for its run before it is refused with 429 rather than run late (Triton's
+    /// <c>default_timeout_microseconds</c>). Default 2 000 000 (2 s).
+    /// </summary>
+    public int? QueueTimeoutMicroseconds { get; set; }
 }
 
 /// <summary>The output tensor.</summary>

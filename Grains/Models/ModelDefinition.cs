@@ -27,8 +27,19 @@ public sealed record ModelDefinition(
     int Instances = 1,
     bool NormalizeEmbedding = false,
     float[]? MeanImage = null,
-    bool? PadToMaxBatch = null)
+    bool? PadToMaxBatch = null,
+    int MaxQueueSize = ModelDefinition.DefaultMaxQueueSize,
+    TimeSpan QueueTimeout = default)
 {
+    /// <summary>Images that may wait for a run on one silo unless config.json says otherwise.</summary>
+    public const int DefaultMaxQueueSize = 256;
+
+    /// <summary>How long an image may wait for its run unless config.json says otherwise.</summary>
+    public static readonly TimeSpan DefaultQueueTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long an image may wait for its run (<see cref="DefaultQueueTimeout"/> when not set).</summary>
+    public TimeSpan QueueTimeout { get; init; } = QueueTimeout == default ? DefaultQueueTimeout : QueueTimeout;
+
     /// <summary>True when answers are feature vectors rather than labels.</summary>
     public bool IsEmbedding => Output == OutputKind.Embedding;
 

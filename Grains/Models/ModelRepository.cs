@@ -214,6 +214,18 @@ public static partial class ModelRepository
             throw Bad("batching.maxQueueDelayMicroseconds", $"is {batching.MaxQueueDelayMicroseconds}: use 0 to 1000000 (one second).");
         }
 
+        var maxQueueSize = batching.MaxQueueSize ?? ModelDefinition.DefaultMaxQueueSize;
+        if (maxQueueSize is < 1 or > 1_000_000)
+        {
+            throw Bad("batching.maxQueueSize", $"is {maxQueueSize}: use 1 to 1000000 images.");
+        }
+
+        var queueTimeout = batching.QueueTimeoutMicroseconds ?? (int)ModelDefinition.DefaultQueueTimeout.TotalMicroseconds;
+        if (queueTimeout is < 1_000 or > 60_000_000)
+        {
+            throw Bad("batching.queueTimeoutMicroseconds", $"is {queueTimeout}: use 1000 (1 ms) to 60000000 (one minute).");
+        }
+
         var instances = batching.Instances ?? (batching.MaxBatchSize == 1 ? Environment.ProcessorCount : 1);
         if (instances is < 1 or > 256)
         {
@@ -224,7 +236,7 @@ public static partial class ModelRepository
             name, c.Description, input.Name, nhwc, channels, height, width, color, resize, shorter,
             input.Scale, mean, std, input.PadValue, output.Name, kind, labels, topK,
             batching.MaxBatchSize, TimeSpan.FromMicroseconds(batching.MaxQueueDelayMicroseconds), instances,
-            output.Normalize, meanImage, batching.PadToMaxBatch);
+            output.Normalize, meanImage, batching.PadToMaxBatch, maxQueueSize, TimeSpan.FromMicroseconds(queueTimeout));
     }
 
     private static float[] PerChannel(float[]? values, int channels, string field, Func<string, string, ModelConfigException> bad)

@@ -51,6 +51,9 @@ public sealed class SiloMetrics
             new HistogramConfiguration { LabelNames = ModelLabels, Buckets = DurationBuckets });
         BatchSize = f.CreateHistogram("inference_batch_size", "Images per ONNX Runtime run.",
             new HistogramConfiguration { LabelNames = ModelLabels, Buckets = [1, 2, 4, 8, 16, 32, 64, 128] });
+        Rejections = f.CreateCounter("inference_rejections_total",
+            "Images this silo's scheduler answered without running, by reason: queue_full (batching.maxQueueSize reached), timeout (waited past batching.queueTimeoutMicroseconds), cancelled (the caller left).",
+            "model", "version", "reason");
         ModelLoad = f.CreateGauge("model_load_duration_seconds", "Time taken to create this model version's ONNX Runtime session, in seconds.", ModelLabels);
         SystemCpu = f.CreateGauge("system_cpu_percent", "Whole-machine CPU use, 0 to 100, over the last sampling interval.");
         SystemMemory = f.CreateGauge("system_memory_percent", "Whole-machine memory in use (total - available), 0 to 100.");
@@ -110,6 +113,8 @@ public sealed class SiloMetrics
 
     public Histogram BatchSize { get; }
 
+    public Counter Rejections { get; }
+
     public Gauge SystemCpu { get; }
 
     public Gauge SystemMemory { get; }
@@ -145,7 +150,13 @@ public sealed class SiloMetrics
         ModelState.WithLabels(model, version),
         QueueDepth.WithLabels(model, version),
         new SwitchedHistogram(QueueWait.WithLabels(model, version), Recording),
-        new SwitchedHistogram(BatchSize.WithLabels(model, version), Recording));
+        new SwitchedHistogram(BatchSize.WithLabels(model, version), Recording),
+        [.. Enum.GetValues<Classifier.Grains.Inference.RejectionReason>().Select(r => (ICounter)Rejections.WithLabels(model, version, r switch
+        {
+            Classifier.Grains.Inference.RejectionReason.QueueFull => "queue_full",
+            Classifier.Grains.Inference.RejectionReason.Timeout => "timeout",
+            _ => "cancelled",
+        }))]);
 }
 
 /// <summary>One model version's metric children, kept by its runtime so the hot path does no label look-up.</summary>
@@ -159,4 +170,5 @@ public sealed record ModelMetrics(
     IGauge State,
     IGauge QueueDepth,
     IHistogram QueueWait,
-    IHistogram BatchSize);
+    IHistogram BatchSize,
+    ICounter[] Rejections);

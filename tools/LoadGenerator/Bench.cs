@@ -168,7 +168,7 @@ public static class Bench
         foreach (var batch in new[] { 1, 4, 8, 16 })
         {
             // The silo's session settings: batch 1 runs one per core, each with its share of the cores.
-            var intraOp = ModelRuntime.IntraOpThreads(0, batch == 1 ? threads : 1, Environment.ProcessorCount);
+            var intraOp = ModelBackend.IntraOpThreads(0, batch == 1 ? threads : 1, Environment.ProcessorCount);
             using var options = new Microsoft.ML.OnnxRuntime.SessionOptions
             {
                 GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,

@@ -105,7 +105,8 @@ public sealed class DynamicBatchingTests
             return output;
         }
 
-        await using var batcher = new Grains.Inference.InferenceBatcher(Run, length, maxBatch: 4, TimeSpan.FromMilliseconds(50), instances: 1, metrics, padToMax: true);
+        await using var batcher = new Grains.Inference.ModelScheduler(Run, length,
+            new Grains.Inference.SchedulerSettings(MaxBatch: 4, TimeSpan.FromMilliseconds(50), Instances: 1, PadToMax: true, MaxQueueSize: 64, TimeSpan.FromSeconds(5)), metrics, "padded");
         var tensors = Enumerable.Range(1, 6).Select(i =>
         {
             var t = System.Buffers.ArrayPool<float>.Shared.Rent(length);
@@ -117,7 +118,7 @@ public sealed class DynamicBatchingTests
 
         Assert.All(runSizes, size => Assert.Equal(4, size));
         Assert.True(paddingWasZero, "the unused places of a padded batch held stale values");
-        Assert.Equal([1f, 2f, 3f, 4f, 5f, 6f], results.Select(r => Assert.Single(r.Output)));
+        Assert.Equal([1f, 2f, 3f, 4f, 5f, 6f], results.Select(r => Assert.Single(r.Output!)));
         Assert.Equal(6, metrics.BatchSize.Sum); // real images, not padding
     }
 

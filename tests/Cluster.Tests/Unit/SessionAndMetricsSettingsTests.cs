@@ -15,7 +15,7 @@ public sealed class SessionAndMetricsSettingsTests
     [InlineData(3, 16, 16, 3)] // Models:IntraOpThreads wins when set
     public void IntraOpThreadsShareTheCoresAmongConcurrentRuns(int configured, int instances, int cores, int expected)
     {
-        Assert.Equal(expected, ModelRuntime.IntraOpThreads(configured, instances, cores));
+        Assert.Equal(expected, ModelBackend.IntraOpThreads(configured, instances, cores));
     }
 
     [Fact]
