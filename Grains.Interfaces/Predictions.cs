@@ -40,7 +40,7 @@ public enum PredictionErrorKind
     /// <summary>A bad request parameter, such as top_k (400).</summary>
     BadParameter = 6,
 
-    /// <summary>The silo is at its decoding limits; the caller should retry after <see cref="PredictionError.RetryAfterSeconds"/> (503).</summary>
+    /// <summary>The silo is at its decoding limits; the caller should retry after <see cref="PredictionError.RetryAfterSeconds"/> (429).</summary>
     Overloaded = 7,
 
     /// <summary>The image is well-formed but too costly to decode: too many JPEG scans, or over the decode time budget (422).</summary>

@@ -107,12 +107,12 @@ public sealed class ImageOptions
 
     /// <summary>
     /// Most bytes of encoded images that may wait for decode room on this silo, in bytes; beyond it an image is
-    /// refused with 503 and <c>Retry-After</c> at once rather than held. Default 64 MiB.
+    /// refused with 429 and <c>Retry-After</c> at once rather than held. Default 64 MiB.
     /// </summary>
     [Range(0, 64L * 1024 * 1024 * 1024)]
     public long MaxWaitingBytes { get; set; } = 64L * 1024 * 1024;
 
-    /// <summary>Longest an image waits for decode room before it is refused with 503 and <c>Retry-After</c>.</summary>
+    /// <summary>Longest an image waits for decode room before it is refused with 429 and <c>Retry-After</c>.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan DecodeQueueTimeout { get; set; } = TimeSpan.FromSeconds(5);
 

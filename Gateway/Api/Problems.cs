@@ -31,7 +31,7 @@ public static class Problems
         PredictionErrorKind.ImageTooLarge => StatusCodes.Status413PayloadTooLarge,
         PredictionErrorKind.ModelNotFound => StatusCodes.Status404NotFound,
         PredictionErrorKind.TooComplex => StatusCodes.Status422UnprocessableEntity,
-        PredictionErrorKind.Throttled => StatusCodes.Status429TooManyRequests,
+        PredictionErrorKind.Throttled or PredictionErrorKind.Overloaded => StatusCodes.Status429TooManyRequests,
         PredictionErrorKind.Cancelled => StatusCodes.Status499ClientClosedRequest,
         _ => StatusCodes.Status503ServiceUnavailable,
     };
