@@ -43,7 +43,11 @@ public sealed record SiloReport(
     [property: Id(3)] DateTime ReportedAtUtc,
     [property: Id(4)] SiloAddress? Address = null,
     [property: Id(5)] int ModelGrains = 0,
-    [property: Id(6)] int ShardCount = 0);
+    [property: Id(6)] int ShardCount = 0)
+{
+    /// <summary>Whether this silo reported <paramref name="model"/> <paramref name="version"/> ready to serve.</summary>
+    public bool Serves(string model, string version) => Models.Any(m => m.Model == model && m.Version == version && m.State == ModelState.Ready);
+}
 
 /// <summary>The cluster as the cluster grain last heard of it.</summary>
 [GenerateSerializer, Immutable, Alias("classifier.ClusterSnapshot")]

@@ -13,9 +13,6 @@ public sealed class UploadBudget(long capacityBytes)
 
     public long CapacityBytes { get; } = capacityBytes;
 
-    /// <summary>Bytes reserved now, over every request.</summary>
-    public long UsedBytes => Volatile.Read(ref _used);
-
     /// <summary>A request's share of the budget, released when the request ends.</summary>
     public Reservation Open(HttpContext context)
     {
@@ -51,8 +48,6 @@ public sealed class UploadBudget(long capacityBytes)
     public sealed class Reservation(UploadBudget budget) : IDisposable
     {
         private long _held;
-
-        public long HeldBytes => Interlocked.Read(ref _held);
 
         /// <summary>Adds <paramref name="bytes"/> to this request's share; false when the gateway has no room for them.</summary>
         public bool TryAdd(long bytes)

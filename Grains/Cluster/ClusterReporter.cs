@@ -89,8 +89,7 @@ public sealed class ClusterReporter(
 
         // Only shards whose model version is ready there: a silo that failed to load a model is light for that
         // reason, and shards sent to it would only move away again.
-        var movable = local.Where(key => ModelGrainKey.TryParse(key, out var k)
-            && lightest.Models.Any(m => m.Model == k.Model && m.Version == k.Version && m.State == ModelState.Ready)).ToArray();
+        var movable = local.Where(key => ModelGrainKey.TryParse(key, out var k) && lightest.Serves(k.Model, k.Version)).ToArray();
         var moves = Math.Min(Math.Min(excess, Math.Max(1, room / 2)), movable.Length);
         if (moves == 0)
         {

@@ -54,8 +54,6 @@ public sealed class ModelScheduler : IAsyncDisposable
         _workers = Enumerable.Range(0, _settings.Instances).Select(StartWorker).ToArray();
     }
 
-    public SchedulerSettings Settings => _settings;
-
     /// <summary>
     /// Takes a place in the queue for an image about to be preprocessed, or answers why not (the queue is full): so a
     /// model that cannot keep up refuses the excess before anything is decoded for it. The place is given back by

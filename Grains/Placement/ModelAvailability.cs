@@ -23,12 +23,11 @@ public sealed class ModelAvailability(ModelCatalog catalog, ClusterReporter repo
     }
 
     /// <summary>Whether a silo other than this one reported the model version ready.</summary>
-    public bool IsReadyElsewhere(string model, string version) =>
-        reporter.Latest?.Silos.Any(s => s.Address is not null && !s.Address.Equals(local.SiloAddress)
-            && s.Models.Any(m => m.Model == model && m.Version == version && m.State == ModelState.Ready)) == true;
-
-    /// <summary>Whether <paramref name="silo"/> serves the model version, as far as this silo knows.</summary>
-    public bool IsReady(SiloAddress silo, string model, string version) => IsReady(silo, model, version, reporter.Latest);
+    public bool IsReadyElsewhere(string model, string version)
+    {
+        var snapshot = reporter.Latest;
+        return snapshot?.Silos.Any(s => s.Address is { } address && !address.Equals(local.SiloAddress) && IsReady(address, model, version, snapshot)) == true;
+    }
 
     private bool IsReady(SiloAddress silo, string model, string version, ClusterSnapshot? snapshot)
     {
@@ -37,7 +36,6 @@ public sealed class ModelAvailability(ModelCatalog catalog, ClusterReporter repo
             return catalog.Find(model, version)?.State == ModelState.Ready;
         }
 
-        var report = snapshot?.Silos.FirstOrDefault(s => silo.Equals(s.Address));
-        return report?.Models.Any(m => m.Model == model && m.Version == version && m.State == ModelState.Ready) == true;
+        return snapshot?.Silos.FirstOrDefault(s => silo.Equals(s.Address))?.Serves(model, version) == true;
     }
 }

@@ -8,7 +8,7 @@ namespace Classifier.Tests.Observability;
 /// <summary>A silo and a gateway exporting traces over OTLP/HTTP to a receiver in the test, with the gateway's access log on.</summary>
 public sealed class TracedClusterFixture : IAsyncLifetime
 {
-    private readonly List<ClusterProcess> _processes = [];
+    private readonly ProcessGroup _processes = new();
 
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(30) };
 
@@ -25,26 +25,17 @@ public sealed class TracedClusterFixture : IAsyncLifetime
         var clusterId = "trace-" + Guid.NewGuid().ToString("N")[..8];
         var (siloHttp, siloPort, siloGateway, gatewayHttp) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
         string[] tracing = ["--Tracing:OtlpEndpoint", Receiver.Url, "--Tracing:Protocol", "http/protobuf"];
-        var silo = Track(ClusterProcess.StartSilo("traced-silo", siloHttp, siloPort, siloGateway, siloPort, clusterId, Repo.Models, tracing));
-        Gateway = Track(ClusterProcess.StartGateway("traced-gateway", gatewayHttp, [siloGateway], clusterId,
+        var silo = _processes.Track(ClusterProcess.StartSilo("traced-silo", siloHttp, siloPort, siloGateway, siloPort, clusterId, Repo.Models, tracing));
+        Gateway = _processes.Track(ClusterProcess.StartGateway("traced-gateway", gatewayHttp, [siloGateway], clusterId,
             [.. tracing, "--Logging:LogLevel:Classifier.Gateway.AccessLog", "Debug"]));
         GatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
         await silo.WaitUntilOkAsync(Http, $"http://127.0.0.1:{siloHttp}/readyz", TimeSpan.FromSeconds(60));
         await Gateway.WaitUntilOkAsync(Http, GatewayUrl + "/readyz", TimeSpan.FromSeconds(60));
     }
 
-    private ClusterProcess Track(ClusterProcess process)
-    {
-        _processes.Add(process);
-        return process;
-    }
-
     public async ValueTask DisposeAsync()
     {
-        foreach (var process in _processes)
-        {
-            await process.DisposeAsync();
-        }
+        await _processes.DisposeAsync();
 
         await Receiver.DisposeAsync();
         Http.Dispose();

@@ -67,7 +67,7 @@ public sealed class TestCertificates : IDisposable
 /// <summary>A silo and a gateway that speak Orleans only over mutual TLS with the cluster's certificate.</summary>
 public sealed class TlsClusterFixture : IAsyncLifetime
 {
-    private readonly List<ClusterProcess> _processes = [];
+    private readonly ProcessGroup _processes = new();
 
     public TestCertificates Certificates { get; } = new();
 
@@ -85,30 +85,21 @@ public sealed class TlsClusterFixture : IAsyncLifetime
         var (siloHttp, siloPort, gatewayHttp) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
         SiloGatewayPort = ClusterProcess.FreePort();
         var tls = TestCertificates.Arguments(Certificates.Cluster);
-        var silo = Track(ClusterProcess.StartSilo("tls-silo", siloHttp, siloPort, SiloGatewayPort, siloPort, ClusterId, Repo.Models, tls));
+        var silo = _processes.Track(ClusterProcess.StartSilo("tls-silo", siloHttp, siloPort, SiloGatewayPort, siloPort, ClusterId, Repo.Models, tls));
         await silo.WaitUntilOkAsync(Http, $"http://127.0.0.1:{siloHttp}/readyz", TimeSpan.FromSeconds(90));
 
         // A second silo joins through the first: silo-to-silo traffic (membership, directory, reports) is TLS too.
         var (secondHttp, secondPort, secondGateway) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
-        var second = Track(ClusterProcess.StartSilo("tls-silo-2", secondHttp, secondPort, secondGateway, siloPort, ClusterId, Repo.Models, tls));
-        var gateway = Track(ClusterProcess.StartGateway("tls-gateway", gatewayHttp, [SiloGatewayPort, secondGateway], ClusterId, tls));
+        var second = _processes.Track(ClusterProcess.StartSilo("tls-silo-2", secondHttp, secondPort, secondGateway, siloPort, ClusterId, Repo.Models, tls));
+        var gateway = _processes.Track(ClusterProcess.StartGateway("tls-gateway", gatewayHttp, [SiloGatewayPort, secondGateway], ClusterId, tls));
         GatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
         await second.WaitUntilOkAsync(Http, $"http://127.0.0.1:{secondHttp}/readyz", TimeSpan.FromSeconds(90));
         await gateway.WaitUntilOkAsync(Http, GatewayUrl + "/readyz", TimeSpan.FromSeconds(90));
     }
 
-    private ClusterProcess Track(ClusterProcess process)
-    {
-        _processes.Add(process);
-        return process;
-    }
-
     public async ValueTask DisposeAsync()
     {
-        foreach (var process in _processes)
-        {
-            await process.DisposeAsync();
-        }
+        await _processes.DisposeAsync();
 
         Http.Dispose();
         Certificates.Dispose();

@@ -15,7 +15,7 @@ public sealed class OverloadTests(ITestOutputHelper output) : IAsyncLifetime
     private const int MaxQueueSize = 4;
     private static readonly TimeSpan QueueTimeout = TimeSpan.FromMilliseconds(300);
 
-    private readonly List<ClusterProcess> _processes = [];
+    private readonly ProcessGroup _processes = new();
     private readonly string _models = Directory.CreateTempSubdirectory("overload-models-").FullName;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
     private string _gatewayUrl = "";
@@ -38,8 +38,8 @@ public sealed class OverloadTests(ITestOutputHelper output) : IAsyncLifetime
 
         var clusterId = "overload-" + Guid.NewGuid().ToString("N")[..8];
         var (siloHttp, siloPort, siloGateway, gatewayHttp) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
-        var silo = Track(ClusterProcess.StartSilo("overload-silo", siloHttp, siloPort, siloGateway, siloPort, clusterId, _models));
-        var gateway = Track(ClusterProcess.StartGateway("overload-gateway", gatewayHttp, [siloGateway], clusterId));
+        var silo = _processes.Track(ClusterProcess.StartSilo("overload-silo", siloHttp, siloPort, siloGateway, siloPort, clusterId, _models));
+        var gateway = _processes.Track(ClusterProcess.StartGateway("overload-gateway", gatewayHttp, [siloGateway], clusterId));
         _gatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
         await silo.WaitUntilOkAsync(_http, $"http://127.0.0.1:{siloHttp}/readyz", TimeSpan.FromSeconds(90));
         await gateway.WaitUntilOkAsync(_http, _gatewayUrl + "/readyz", TimeSpan.FromSeconds(90));
@@ -79,18 +79,9 @@ public sealed class OverloadTests(ITestOutputHelper output) : IAsyncLifetime
 
     private static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
 
-    private ClusterProcess Track(ClusterProcess process)
-    {
-        _processes.Add(process);
-        return process;
-    }
-
     public async ValueTask DisposeAsync()
     {
-        foreach (var process in _processes)
-        {
-            await process.DisposeAsync();
-        }
+        await _processes.DisposeAsync();
 
         _http.Dispose();
         Directory.Delete(_models, recursive: true);

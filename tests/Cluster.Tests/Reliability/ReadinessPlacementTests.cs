@@ -10,7 +10,7 @@ namespace Classifier.Tests.Reliability;
 /// </summary>
 public sealed class ReadinessPlacementTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    private readonly List<ClusterProcess> _processes = [];
+    private readonly ProcessGroup _processes = new();
     private readonly string _damaged = Directory.CreateTempSubdirectory("damaged-models-").FullName;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
 
@@ -37,11 +37,11 @@ public sealed class ReadinessPlacementTests(ITestOutputHelper output) : IAsyncLi
         var (firstModels, secondModels) = damagedSiloFirst ? (_damaged, Repo.Models) : (Repo.Models, _damaged);
         var (firstName, secondName) = damagedSiloFirst ? ("damaged-silo", "good-silo") : ("good-silo", "damaged-silo");
 
-        var first = Track(ClusterProcess.StartSilo(firstName, firstHttp, firstPort, firstGateway, firstPort, clusterId, firstModels));
+        var first = _processes.Track(ClusterProcess.StartSilo(firstName, firstHttp, firstPort, firstGateway, firstPort, clusterId, firstModels));
         await first.WaitUntilOkAsync(_http, $"http://127.0.0.1:{firstHttp}/readyz", TimeSpan.FromSeconds(90));
-        var second = Track(ClusterProcess.StartSilo(secondName, secondHttp, secondPort, secondGateway, firstPort, clusterId, secondModels));
+        var second = _processes.Track(ClusterProcess.StartSilo(secondName, secondHttp, secondPort, secondGateway, firstPort, clusterId, secondModels));
         await second.WaitUntilOkAsync(_http, $"http://127.0.0.1:{secondHttp}/readyz", TimeSpan.FromSeconds(90));
-        var gateway = Track(ClusterProcess.StartGateway("gateway", gatewayHttp, [firstGateway, secondGateway], clusterId));
+        var gateway = _processes.Track(ClusterProcess.StartGateway("gateway", gatewayHttp, [firstGateway, secondGateway], clusterId));
         var gatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
         await gateway.WaitUntilOkAsync(_http, gatewayUrl + "/readyz", TimeSpan.FromSeconds(90));
         await WaitUntilBothSilosReportAsync(gatewayUrl);
@@ -77,18 +77,9 @@ public sealed class ReadinessPlacementTests(ITestOutputHelper output) : IAsyncLi
         throw new TimeoutException("the gateway never saw both silos' model states");
     }
 
-    private ClusterProcess Track(ClusterProcess process)
-    {
-        _processes.Add(process);
-        return process;
-    }
-
     public async ValueTask DisposeAsync()
     {
-        foreach (var process in _processes)
-        {
-            await process.DisposeAsync();
-        }
+        await _processes.DisposeAsync();
 
         _http.Dispose();
         Directory.Delete(_damaged, recursive: true);

@@ -107,9 +107,6 @@ public sealed class MemoryLimit : IDisposable
     /// <summary>Most memory the cgroup has held since the last <see cref="ResetPeak"/>, in bytes; null without a cgroup (or a kernel without memory.peak).</summary>
     public long? PeakBytes => _cgroup is null ? null : ReadLong(Path.Combine(_cgroup, _v2 ? "memory.peak" : "memory.max_usage_in_bytes"));
 
-    /// <summary>Memory the cgroup holds now, in bytes.</summary>
-    public long? CurrentBytes => _cgroup is null ? null : ReadLong(Path.Combine(_cgroup, _v2 ? "memory.current" : "memory.usage_in_bytes"));
-
     /// <summary>Times the kernel killed a process of this cgroup for memory.</summary>
     public long OomKills
     {
