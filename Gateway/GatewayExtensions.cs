@@ -99,6 +99,8 @@ public static class GatewayExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<ClusterView>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterView>());
+        builder.Services.AddSingleton<SiloWatch>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<SiloWatch>());
         builder.Services.AddSingleton<PredictionRouter>();
         builder.Services.AddSingleton(sp => new UploadBudget(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.MaxUploadBytesInFlight));
         builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();

@@ -87,6 +87,13 @@ public sealed class GatewayOptions
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// How often the gateway reads cluster membership. When a silo is declared dead, requests waiting on it are retried
+    /// on a survivor at the next read instead of at <see cref="CallTimeout"/>; one small call to a silo per interval.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
+    public TimeSpan MembershipPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>How often the gateway refreshes its view of models and silos.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(2);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Classifier.Gateway.Telemetry;
 using Classifier.Grains.Interfaces;
@@ -7,8 +8,15 @@ using Orleans.Runtime;
 namespace Classifier.Gateway.Cluster;
 
 /// <summary>Sends an image to the ModelGrain shard that owns its bytes, retrying when that shard's silo vanished.</summary>
-public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOptions> options, ILogger<PredictionRouter> logger)
+/// <param name="silos">Membership deaths, to give up calls to a dead silo at once; null: calls wait for their timeout.</param>
+public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOptions> options, ILogger<PredictionRouter> logger, SiloWatch? silos = null)
 {
+    /// <summary>
+    /// The silo that last answered for each shard key: when a silo dies, only calls to its shards (and to shards not
+    /// yet seen) are retried. Bounded by models x versions x shards; a stale entry costs at most one needless retry.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, string> _locations = new(StringComparer.Ordinal);
+
     /// <summary>The SHA-256 prefix of <paramref name="image"/>: the routing key (the grain computes it again as its cache key).</summary>
     public static ImageHash Hash(ReadOnlySpan<byte> image) => ImageHash.Of(image);
 
@@ -27,7 +35,26 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
         {
             try
             {
-                var reply = await client.GetGrain<IModelGrain>(key).PredictAsync(request, cancellationToken);
+                var reply = await CallAsync(key, request, cancellationToken);
+                if (reply is null)
+                {
+                    // Its silo was declared dead: the call would only end at the call timeout; the shard's grain is
+                    // placed anew on a survivor by the next attempt.
+                    if (!WithinBudget(started, TimeSpan.Zero))
+                    {
+                        metrics.Unavailable.Inc();
+                        return null;
+                    }
+
+                    metrics.Retries.Inc();
+                    continue;
+                }
+
+                if (reply.Prediction?.Silo is { } silo)
+                {
+                    _locations[key] = silo;
+                }
+
                 if (reply.Error?.Kind == PredictionErrorKind.Relocating && await BackOffAsync(attempt, started, metrics, cancellationToken))
                 {
                     continue; // the shard is moving to a silo where its model is ready
@@ -49,6 +76,38 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
     }
 
     /// <summary>
+    /// Makes one grain call and answers its reply, or null when membership declares the silo that holds (or may hold)
+    /// the shard dead before the reply comes. The abandoned call is left to end by itself.
+    /// </summary>
+    private async Task<PredictionReply?> CallAsync(string key, PredictionRequest request, CancellationToken cancellationToken)
+    {
+        var call = client.GetGrain<IModelGrain>(key).PredictAsync(request, cancellationToken);
+        if (silos is null)
+        {
+            return await call;
+        }
+
+        while (true)
+        {
+            var death = silos.NextDeath;
+            if (await Task.WhenAny(call, death) == call)
+            {
+                return await call;
+            }
+
+            var dead = await death;
+            if (!_locations.TryGetValue(key, out var holder) || dead.Contains(holder))
+            {
+                _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                logger.LogInformation("Retrying {Key} at once: its silo {Silo} was declared dead", key, holder ?? "(not known yet)");
+                return null;
+            }
+        }
+    }
+
+    private bool WithinBudget(long started, TimeSpan delay) => Stopwatch.GetElapsedTime(started) + delay <= options.Value.RetryBudget;
+
+    /// <summary>
     /// Waits before the next attempt and answers true, or answers false when that would pass the retry budget. A
     /// budget of time rather than a count: a grain whose silo died reactivates on a survivor only once membership
     /// has declared the silo dead, which takes seconds; a relocating shard is placed anew at once.
@@ -56,7 +115,7 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
     private async Task<bool> BackOffAsync(int attempt, long started, UpstreamChildren metrics, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(Math.Min(1000, 50 * (1 << Math.Min(attempt, 5))));
-        if (Stopwatch.GetElapsedTime(started) + delay > options.Value.RetryBudget)
+        if (!WithinBudget(started, delay))
         {
             return false;
         }

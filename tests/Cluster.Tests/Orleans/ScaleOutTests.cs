@@ -59,3 +59,68 @@ public sealed class ScaleOutTests(SingleSiloClusterFixture fixture, ITestOutputH
         Assert.All(answers, a => Assert.True(a.FromCache, "a migrated shard lost its cache"));
     }
 }
+
+/// <summary>
+/// The same scale-out while clients keep asking for images the cluster has already answered: a shard that moves while
+/// requests arrive for it must answer them from the cache it brought, not restart cold on either silo.
+/// </summary>
+public sealed class ScaleOutUnderLoadTests(SingleSiloClusterFixture fixture, ITestOutputHelper output) : IClassFixture<SingleSiloClusterFixture>
+{
+    [Fact]
+    public async Task ShardsMigratedWhileServingKeepAnsweringFromCache()
+    {
+        var images = Enumerable.Range(0, 40).Select(i => TextImages.Numbered(15000 + i)).ToArray();
+        foreach (var image in images)
+        {
+            await fixture.ClassifyAsync(image, shardCount: 64);
+        }
+
+        var original = fixture.Cluster.Silos[0];
+        var shards = original.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+
+        // Clients that only ever ask for images already answered: every answer should come from a cache.
+        using var stop = new CancellationTokenSource();
+        var answers = new System.Collections.Concurrent.ConcurrentBag<(int Image, Grains.Interfaces.Prediction Answer)>();
+        var clients = Enumerable.Range(0, 4).Select(c => Task.Run(async () =>
+        {
+            for (var i = c; !stop.IsCancellationRequested; i += 4)
+            {
+                answers.Add((i % images.Length, await fixture.ClassifyAsync(images[i % images.Length], shardCount: 64)));
+            }
+        })).ToArray();
+
+        var joined = await fixture.Cluster.StartAdditionalSiloAsync();
+        var onNew = 0;
+        var settled = 0;
+        for (var round = 0; round < 60 && settled < 3; round++)
+        {
+            foreach (var silo in fixture.SiloServices)
+            {
+                await ClusterFixture.ReporterOf(silo).ReportOnceAsync();
+            }
+
+            await Task.Delay(250);
+            var onNewNow = joined.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+            var onOriginal = original.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+            settled = onNewNow == onNew && onNewNow >= shards / 2 - 2 && onNewNow + onOriginal == shards ? settled + 1 : 0;
+            onNew = onNewNow;
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(clients);
+
+        var all = answers.ToArray();
+        var cold = all.Where(a => !a.Answer.FromCache).ToArray();
+        var movedImages = all.Where(a => a.Answer.Silo == joined.Name)
+            .Select(a => a.Image).Distinct().Count();
+        var summary = $"{shards} shards, {onNew} moved to the new silo; {all.Length} requests during the move, {cold.Length} not from cache " +
+            $"({string.Join(", ", cold.Select(c => c.Image).Distinct().Take(10))}); {movedImages} of {images.Length} images answered by the new silo";
+        output.WriteLine(summary);
+        Directory.CreateDirectory(Path.Combine(Repo.Root, ".run"));
+        File.AppendAllText(Path.Combine(Repo.Root, ".run", "scale-out-under-load.txt"), $"{DateTime.UtcNow:O} {summary}\n");
+
+        Assert.InRange(onNew, shards / 2 - 2, shards / 2 + 2);
+        Assert.True(movedImages > 0, "no image was answered by the new silo during the run");
+        Assert.True(cold.Length == 0, summary);
+    }
+}

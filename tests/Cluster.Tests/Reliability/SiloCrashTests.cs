@@ -6,8 +6,11 @@ namespace Classifier.Tests.Reliability;
 /// <summary>A silo killed with SIGKILL under steady load: the gateway retries, grains reactivate on the survivors.</summary>
 public sealed class SiloCrashTests(RedisClusterFixture cluster, ITestOutputHelper output) : IClassFixture<RedisClusterFixture>
 {
-    /// <summary>The most requests allowed to fail (5xx) while membership notices the dead silo.</summary>
-    private const int AllowedFailures = 3;
+    /// <summary>The most requests allowed to fail (5xx) while membership notices the dead silo: none, the gateway retries them.</summary>
+    private const int AllowedFailures = 0;
+
+    /// <summary>The slowest request after the kill: the silos' failure detection (about 2 s here) plus a retry, well under the gateway's 10 s call timeout.</summary>
+    private static readonly TimeSpan SlowestAllowed = TimeSpan.FromSeconds(5);
 
     /// <summary>Full service must be back within this time after the kill.</summary>
     private static readonly TimeSpan RecoveryBound = TimeSpan.FromSeconds(25);
@@ -18,7 +21,7 @@ public sealed class SiloCrashTests(RedisClusterFixture cluster, ITestOutputHelpe
         // The crash test in this class stops a silo; tests run in any order, so check what formed first.
         Assert.Equal(RedisClusterFixture.SiloCount, cluster.SilosSeenAtStart);
 
-        var served = new HashSet<string>();
+        var served = new List<string>();
         for (var i = 0; i < 30; i++)
         {
             using var response = await cluster.Http.PostAsync(cluster.GatewayUrl + "/predict", HttpHelpers.Raw(TextImages.Numbered(8000 + i), "image/png"));
@@ -26,11 +29,15 @@ public sealed class SiloCrashTests(RedisClusterFixture cluster, ITestOutputHelpe
             served.Add((await response.JsonAsync()).GetProperty("silo").GetString()!);
         }
 
-        Assert.True(served.Count >= 2, $"only {string.Join(", ", served)} served 30 distinct images");
+        // Fresh shards spread over every silo, whatever the activation statistics say: none holds more than half.
+        var bySilo = served.GroupBy(s => s).ToDictionary(g => g.Key, g => g.Count());
+        var spread = string.Join(", ", bySilo.Select(p => $"{p.Key}: {p.Value}"));
+        Assert.True(bySilo.Count == RedisClusterFixture.SiloCount, $"30 distinct images were served by {spread}");
+        Assert.True(bySilo.Values.Max() <= 15, $"one silo took more than half of 30 distinct images: {spread}");
     }
 
     [Fact]
-    public async Task KillingASiloUnderLoadLosesAtMostAFewRequestsAndServiceResumes()
+    public async Task KillingASiloUnderLoadFailsNoRequestAndNoneWaitsForTheCallTimeout()
     {
         var victim = cluster.Silos[^1];
         var load = new LoadRun(cluster.Http, cluster.GatewayUrl, images: 48, seed: 9000);
@@ -50,14 +57,19 @@ public sealed class SiloCrashTests(RedisClusterFixture cluster, ITestOutputHelpe
         var failures = after.Where(o => o.Status >= 500).ToList();
         var lastFailure = failures.Count == 0 ? TimeSpan.Zero : failures[^1].At - killAt;
         var victimImages = beforeKill.Where(o => o.Silo == victim.Name).Select(o => o.Image).ToHashSet();
-        output.WriteLine($"requests: {beforeKill.Count} before the kill, {after.Count} after; 5xx after the kill: {failures.Count}; " +
+        var summary = $"requests: {beforeKill.Count} before the kill, {after.Count} after; 5xx after the kill: {failures.Count}; " +
             $"last 5xx {lastFailure.TotalSeconds:F1} s after the kill; {victimImages.Count} images were on {victim.Name}, " +
             $"{settled.Where(o => victimImages.Contains(o.Image)).Select(o => o.Image).Distinct().Count()} of them served again after recovery; " +
-            $"latency after the kill p50 {LoadRun.Percentile(after, 0.5):F0} ms, p99 {LoadRun.Percentile(after, 0.99):F0} ms, max {LoadRun.Percentile(after, 1):F0} ms");
+            $"latency after the kill p50 {LoadRun.Percentile(after, 0.5):F0} ms, p99 {LoadRun.Percentile(after, 0.99):F0} ms, max {LoadRun.Percentile(after, 1):F0} ms";
+        output.WriteLine(summary);
+        Directory.CreateDirectory(Path.Combine(Repo.Root, ".run"));
+        File.AppendAllText(Path.Combine(Repo.Root, ".run", "silo-crash.txt"), $"{DateTime.UtcNow:O} {summary}\n");
 
         Assert.True(beforeKill.Count > 50 && beforeKill.All(o => o.Status == 200), "the cluster was not serving cleanly before the kill");
         Assert.NotEmpty(victimImages);
         Assert.True(failures.Count <= AllowedFailures, $"{failures.Count} requests failed after the kill:\n{string.Join("\n", failures.Take(10))}\n{cluster.Logs()}");
+        // Calls caught by the crash are retried when membership declares the silo dead, not at the 10 s call timeout.
+        Assert.True(LoadRun.Percentile(after, 1) < SlowestAllowed.TotalMilliseconds, $"the slowest request after the kill took {LoadRun.Percentile(after, 1):F0} ms");
         Assert.True(lastFailure < RecoveryBound, $"failures continued {lastFailure.TotalSeconds:F1} s after the kill");
         Assert.All(settled, o => Assert.Equal(200, o.Status));
         Assert.All(settled, o => Assert.NotEqual(victim.Name, o.Silo));
