@@ -39,6 +39,7 @@ public sealed class ModelGrain(
     private ModelRuntime? _runtime;
     private string _model = "";
     private string _version = "";
+    private int _shard;
     private Func<CacheStatistics>? _statistics;
 
     /// <summary>Why this key is not one this cluster serves; null for a served key.</summary>
@@ -68,7 +69,7 @@ public sealed class ModelGrain(
             return Task.CompletedTask; // deactivated after answering: deactivating during activation would reject the call
         }
 
-        (_model, _version, _) = parsed;
+        (_model, _version, _shard) = parsed;
         _statistics = () => _cache.Statistics;
         siloStatistics.Register(key, _statistics);
         return Task.CompletedTask;
@@ -96,8 +97,7 @@ public sealed class ModelGrain(
         if (runtime.State != ModelState.Ready && availability.IsReadyElsewhere(_model, _version))
         {
             // Placed here on stale knowledge, or the model failed here since: leave, so the retry lands where it is ready.
-            this.DeactivateOnIdle();
-            return PredictionReply.Fail(PredictionErrorKind.Relocating, $"Model {_model} version {_version} is not ready on this silo; the shard moves to a silo where it is.");
+            return Relocate();
         }
 
         var metrics = runtime.Metrics;
@@ -179,6 +179,12 @@ public sealed class ModelGrain(
                 : Answer(runtime, output, k, fromCache: false, outcome.PreprocessingMs, outcome.InferenceMs));
         }
 
+        // The model failed here while it runs elsewhere (a run-time failure): the caller retries there, the shard follows.
+        if (outcome.Error?.Kind == PredictionErrorKind.ModelUnavailable && availability.IsReadyElsewhere(_model, _version))
+        {
+            return Relocate();
+        }
+
         // A caller that left is nobody's error: its (unread) answer is not counted as one.
         if (outcome.Error?.Kind != PredictionErrorKind.Cancelled)
         {
@@ -186,6 +192,31 @@ public sealed class ModelGrain(
         }
 
         return new PredictionReply(null, outcome.Error);
+    }
+
+    /// <summary>
+    /// Answers "send it again" and, once the model is out of service here, leaves: the caller's retry places the shard
+    /// on a silo where the model is ready. While the model is still in service here (a failed run or two), the retry
+    /// comes back to this shard.
+    /// </summary>
+    private PredictionReply Relocate()
+    {
+        if (_runtime?.State != ModelState.Ready)
+        {
+            // Moved, not deactivated: the shard takes its cache along, and lands where this silo knows the model is
+            // ready now, rather than where another silo's older report might place a fresh activation.
+            if (availability.ReadyElsewhere(_model, _version, _shard) is { } target)
+            {
+                RequestContext.Set(IPlacementDirector.PlacementHintKey, target);
+                this.MigrateOnIdle();
+            }
+            else
+            {
+                this.DeactivateOnIdle();
+            }
+        }
+
+        return PredictionReply.Fail(PredictionErrorKind.Relocating, $"Model {_model} version {_version} is not ready on this silo; the shard moves to a silo where it is.");
     }
 
     public Task<CacheStatistics> GetCacheStatisticsAsync() => Task.FromResult(_cache.Statistics);

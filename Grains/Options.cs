@@ -43,6 +43,21 @@ public sealed class ModelsOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan WarmUp { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Runs of one model version that may fail in a row (ONNX Runtime throwing: a CUDA device lost or out of memory)
+    /// before the version is taken out of service on this silo: its state turns to error, its shards move to silos
+    /// where it is ready, and it stays out until the silo restarts.
+    /// </summary>
+    [Range(1, 1000)]
+    public int FailedRunsBeforeError { get; set; } = 3;
+
+    /// <summary>
+    /// For failure drills only: every run after this many fails, as if the device had been lost. 0 (the default): off.
+    /// Counts the scheduler's runs, not the warm-up's, so the model loads and serves before it fails.
+    /// </summary>
+    [Range(0, int.MaxValue)]
+    public int FailRunsAfter { get; set; }
 }
 
 /// <summary>The per-grain prediction cache.</summary>

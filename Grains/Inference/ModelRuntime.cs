@@ -84,9 +84,10 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
             var samples = WarmUp(maxBatch);
             LoadMs = sw.Elapsed.TotalMilliseconds;
             CompileHotPath(samples, options.WarmUp, padToMax ? maxBatch : 1);
-            _scheduler = new ModelScheduler(_backend.Run, Model.TensorLength,
+            _failedRunsBeforeError = options.FailedRunsBeforeError;
+            _scheduler = new ModelScheduler(WithDrillFailures(_backend.Run, options.FailRunsAfter), Model.TensorLength,
                 new SchedulerSettings(maxBatch, Model.MaxQueueDelay, Model.Instances, padToMax, Model.MaxQueueSize, Model.QueueTimeout),
-                Metrics, $"{Model.Name} version {Definition.Version}");
+                Metrics, $"{Model.Name} version {Definition.Version}", RunEnded);
             State = ModelState.Ready;
             _logger.LogInformation("Model {Model} version {Version} ready on {Provider} in {LoadMs:F0} ms", Model.Name, Definition.Version, Provider, LoadMs);
         }
@@ -101,6 +102,45 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
         }
 
         Metrics.State.Set((int)State);
+    }
+
+    private int _failedRunsBeforeError = int.MaxValue;
+    private int _failedRuns;
+
+    /// <summary>
+    /// Counts failed runs in a row; at <see cref="ModelsOptions.FailedRunsBeforeError"/> the version is taken out of
+    /// service here, so that its shards leave for silos where it still runs (a GPU that fell off the bus fails every
+    /// run; answering each request with an error would fail this silo's share of the cluster's traffic).
+    /// </summary>
+    private void RunEnded(Exception? failure)
+    {
+        if (failure is null)
+        {
+            Volatile.Write(ref _failedRuns, 0);
+            return;
+        }
+
+        if (Interlocked.Increment(ref _failedRuns) == _failedRunsBeforeError && State == ModelState.Ready)
+        {
+            Error = $"ONNX Runtime failed {_failedRunsBeforeError} runs in a row on {Provider} after the model had served; it is out of service on this silo until the silo restarts. See the silo's log.";
+            State = ModelState.Error;
+            Metrics.State.Set((int)State);
+            _logger.LogError(failure, "Model {Model} version {Version} failed {Runs} runs in a row and is out of service on this silo", Model.Name, Definition.Version, _failedRunsBeforeError);
+        }
+    }
+
+    /// <summary>The run, failing every call after <paramref name="after"/> when a failure drill asks for it (<see cref="ModelsOptions.FailRunsAfter"/>).</summary>
+    private static Func<float[], int, float[]> WithDrillFailures(Func<float[], int, float[]> run, int after)
+    {
+        if (after <= 0)
+        {
+            return run;
+        }
+
+        var runs = 0;
+        return (tensor, count) => Interlocked.Increment(ref runs) > after
+            ? throw new InvalidOperationException($"Failure drill: run {runs} fails (Models:FailRunsAfter is {after}).")
+            : run(tensor, count);
     }
 
     /// <summary>

@@ -35,13 +35,16 @@ public sealed class ModelScheduler : IAsyncDisposable
     private readonly ModelMetrics _metrics;
     private readonly string _name;
     private readonly Task[] _workers;
+    private readonly Action<Exception?>? _ran;
     private int _waiting;
 
     /// <param name="run">The backend's run: tensors laid out one after another and their count; answers the outputs laid out likewise.</param>
     /// <param name="name">The model version, for thread names and messages.</param>
-    public ModelScheduler(Func<float[], int, float[]> run, int tensorLength, SchedulerSettings settings, ModelMetrics metrics, string name)
+    /// <param name="ran">Told of every run's end: null when it succeeded, its exception when the backend failed.</param>
+    public ModelScheduler(Func<float[], int, float[]> run, int tensorLength, SchedulerSettings settings, ModelMetrics metrics, string name, Action<Exception?>? ran = null)
     {
         _run = run;
+        _ran = ran;
         _tensorLength = tensorLength;
         _settings = settings with
         {
@@ -233,6 +236,7 @@ public sealed class ModelScheduler : IAsyncDisposable
             }
 
             var output = _run(input, runSize);
+            _ran?.Invoke(null);
             var milliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             var perImage = output.Length / runSize;
             for (var i = 0; i < count; i++)
@@ -243,6 +247,7 @@ public sealed class ModelScheduler : IAsyncDisposable
         }
         catch (Exception e)
         {
+            _ran?.Invoke(e);
             var failed = new InferenceOutcome(null, new(PredictionErrorKind.ModelUnavailable, $"Model {_name} could not run: ONNX Runtime failed (see the silo's log); retry shortly."), 0, 0, Failure: e);
             foreach (var pending in batch)
             {

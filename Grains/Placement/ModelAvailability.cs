@@ -23,10 +23,18 @@ public sealed class ModelAvailability(ModelCatalog catalog, ClusterReporter repo
     }
 
     /// <summary>Whether a silo other than this one reported the model version ready.</summary>
-    public bool IsReadyElsewhere(string model, string version)
+    public bool IsReadyElsewhere(string model, string version) => ReadyElsewhere(model, version, 0) is not null;
+
+    /// <summary>
+    /// Where shard <paramref name="shard"/> of the model version should go when it leaves this silo: among the other
+    /// silos that reported it ready, the <c>shard mod n</c>-th in address order, as placement would choose; null if none.
+    /// </summary>
+    public SiloAddress? ReadyElsewhere(string model, string version, int shard)
     {
         var snapshot = reporter.Latest;
-        return snapshot?.Silos.Any(s => s.Address is { } address && !address.Equals(local.SiloAddress) && IsReady(address, model, version, snapshot)) == true;
+        var others = snapshot?.Silos.Select(s => s.Address).OfType<SiloAddress>().Where(a => !a.Equals(local.SiloAddress)) ?? [];
+        var ready = ReadySilos(model, version, others);
+        return ready.Length == 0 ? null : ready[shard % ready.Length];
     }
 
     private bool IsReady(SiloAddress silo, string model, string version, ClusterSnapshot? snapshot)
