@@ -38,7 +38,7 @@ public sealed class ShippedObservabilityTests
         var spec = (Dictionary<string, object?>)rule.Tree["spec"]!;
         Assert.Equal(["groups"], spec.Keys);
         Assert.Equal(Canonical(expected["groups"]), Canonical(spec["groups"]));
-        Assert.Equal(11, ((List<object?>)spec["groups"]!).Cast<Dictionary<string, object?>>().Sum(g => ((List<object?>)g["rules"]!).Count));
+        Assert.Equal(12, ((List<object?>)spec["groups"]!).Cast<Dictionary<string, object?>>().Sum(g => ((List<object?>)g["rules"]!).Count));
     }
 
     [Fact]
