@@ -62,18 +62,46 @@ public sealed class ModelScheduler : IAsyncDisposable
     /// model that cannot keep up refuses the excess before anything is decoded for it. The place is given back by
     /// <see cref="InferAdmittedAsync"/> or, when the image is not sent after all, by <see cref="Withdraw"/>.
     /// </summary>
+    /// <remarks>
+    /// Also refuses, at once, an image that would wait past the queue timeout: the images ahead of it times the
+    /// recent run time per image, divided among the instances. Waiting out the timeout only to be refused then would
+    /// cost the caller seconds and the silo the decode and the queue memory. With nothing ahead an image is always
+    /// admitted, so the estimate keeps being measured.
+    /// </remarks>
     public bool TryAdmit(out InferenceOutcome refusal)
     {
         refusal = default;
-        if (Interlocked.Increment(ref _waiting) <= _settings.MaxQueueSize)
+        var ahead = Interlocked.Increment(ref _waiting) - 1;
+        if (ahead >= _settings.MaxQueueSize)
         {
-            return true;
+            Interlocked.Decrement(ref _waiting);
+            refusal = Refused(RejectionReason.QueueFull);
+            return false;
         }
 
-        Interlocked.Decrement(ref _waiting);
-        refusal = Refused(RejectionReason.QueueFull);
-        return false;
+        if (ahead + Volatile.Read(ref _running) > 0 && ExpectedWait(ahead) > _settings.QueueTimeout)
+        {
+            Interlocked.Decrement(ref _waiting);
+            refusal = Refused(RejectionReason.Timeout);
+            return false;
+        }
+
+        return true;
     }
+
+    /// <summary>
+    /// How long an image with <paramref name="ahead"/> images waiting before it is expected to wait for its run: those
+    /// and the images in runs now, at the recent time per image, shared among the instances. Counting a run in
+    /// progress whole errs towards refusing by at most one run's time.
+    /// </summary>
+    public TimeSpan ExpectedWait(int ahead) =>
+        TimeSpan.FromSeconds((ahead + Volatile.Read(ref _running)) * Volatile.Read(ref _secondsPerImage) / _settings.Instances);
+
+    /// <summary>Images in runs now.</summary>
+    private int _running;
+
+    /// <summary>Recent run time per image on one instance (an exponentially weighted average); 0 before the first run.</summary>
+    private double _secondsPerImage;
 
     /// <summary>Gives back a place taken by <see cref="TryAdmit"/> for an image that will not be sent (bad, cancelled).</summary>
     public void Withdraw() => Interlocked.Decrement(ref _waiting);
@@ -235,14 +263,27 @@ public sealed class ModelScheduler : IAsyncDisposable
                 _metrics.QueueWait.Observe(Stopwatch.GetElapsedTime(batch[i].EnqueuedAt, started).TotalSeconds);
             }
 
-            var output = _run(input, runSize);
+            Interlocked.Add(ref _running, count);
+            float[] output;
+            try
+            {
+                output = _run(input, runSize);
+            }
+            finally
+            {
+                Interlocked.Add(ref _running, -count);
+            }
+
             _ran?.Invoke(null);
             var milliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            var perImage = output.Length / runSize;
+            var secondsPerImage = milliseconds / 1000 / count;
+            var average = Volatile.Read(ref _secondsPerImage);
+            Volatile.Write(ref _secondsPerImage, average == 0 ? secondsPerImage : average + (secondsPerImage - average) / 8);
+            var valuesPerImage = output.Length / runSize;
             for (var i = 0; i < count; i++)
             {
                 var queued = Stopwatch.GetElapsedTime(batch[i].EnqueuedAt, started).TotalMilliseconds;
-                batch[i].Done.TrySetResult(new InferenceOutcome(output.AsSpan(i * perImage, perImage).ToArray(), null, 0, milliseconds, queued, count));
+                batch[i].Done.TrySetResult(new InferenceOutcome(output.AsSpan(i * valuesPerImage, valuesPerImage).ToArray(), null, 0, milliseconds, queued, count));
             }
         }
         catch (Exception e)

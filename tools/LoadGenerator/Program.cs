@@ -76,6 +76,19 @@ if (args.Length > 0 && args[0] == "measure" && arguments.ContainsKey("gateway"))
     return 0;
 }
 
+if (args.Length > 0 && args[0] == "overload" && arguments.ContainsKey("gateway"))
+{
+    // Usage: Classifier.LoadGenerator overload --gateway URL [--model text-orientation] [--clients 256] [--seconds 20]
+    //        [--honour-retry-after true] [--metrics URL[,URL...]]
+    // Every request a miss, from more clients than the model serves; prints served and refused latency and memory.
+    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+    var overload = new OverloadOptions(Arg("gateway", ""), Arg("model", "text-orientation"),
+        int.Parse(Arg("clients", "256"), CultureInfo.InvariantCulture), TimeSpan.FromSeconds(double.Parse(Arg("seconds", "20"), CultureInfo.InvariantCulture)),
+        bool.Parse(Arg("honour-retry-after", "true")), Arg("metrics", "").Split(',', StringSplitOptions.RemoveEmptyEntries));
+    Console.WriteLine(await Overload.RunAsync(overload, client));
+    return 0;
+}
+
 if (args.Length > 0 && args[0] == "tune")
 {
     // Usage: Classifier.LoadGenerator tune --models DIR --model NAME [--images 200] [--rounds 5] [--device cpu|cuda] [--markdown tune.md]
@@ -94,6 +107,7 @@ if (args.Length == 0 || args[0] != "soak" || !arguments.ContainsKey("gateway"))
     Console.Error.WriteLine("       Classifier.LoadGenerator compare --gateway-a URL --gateway-b URL [--label-a A] [--label-b B] [--rounds 7] [--requests 3000] [--concurrency 8] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator switch --gateway URL --metrics GATEWAY_METRICS_URL,SILO_METRICS_URL --settings FILE[,FILE...] [--rounds 40] [--requests 3000] [--concurrency 8] [--workloads all-hit,all-miss] [--aa true] [--markdown F] [--json F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator measure --gateway URL [--requests 3000] [--concurrency 8]");
+    Console.Error.WriteLine("       Classifier.LoadGenerator overload --gateway URL [--model text-orientation] [--clients 256] [--seconds 20] [--honour-retry-after true] [--metrics URL[,URL...]]");
     Console.Error.WriteLine("       Classifier.LoadGenerator tune --models DIR --model NAME [--images 200] [--rounds 5] [--device cpu|cuda] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator soak --gateway URL --silo-metrics URL[,URL...] [--requests 20000] [--concurrency 8] [--unique 2000] [--bad-share 0.05] [--max-growth-mib 100]");
     return 2;

@@ -62,6 +62,45 @@ public sealed class ModelSchedulerTests
     }
 
     [Fact]
+    public async Task AnImageThatWouldWaitPastTheQueueTimeoutIsRefusedAtOnceAndNotRun()
+    {
+        var ran = new List<float>();
+        var (scheduler, metrics) = Create((input, count) =>
+        {
+            Thread.Sleep(100);
+            lock (ran)
+            {
+                ran.Add(input[0]);
+            }
+
+            return [.. Enumerable.Range(0, count).Select(i => input[i * Length])];
+        }, queueTimeout: TimeSpan.FromMilliseconds(250));
+        await using var _ = scheduler;
+
+        // Runs of about 100 ms, measured; then one running and five arriving at once.
+        for (var i = 0; i < 3; i++)
+        {
+            await scheduler.InferAsync(Tensor(10 + i));
+        }
+
+        var running = scheduler.InferAsync(Tensor(1));
+        await Task.Delay(20);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var arriving = Enumerable.Range(2, 5).Select(v => scheduler.InferAsync(Tensor(v))).ToArray();
+        await Task.WhenAll(arriving[2..]);
+        var refusedMs = clock.Elapsed.TotalMilliseconds;
+        var outcomes = await Task.WhenAll([running, .. arriving]);
+
+        // With the running image counted whole, the first two arriving expect waits of 100 and 200 ms, within the
+        // 250 ms timeout; the other three 300, 400 and 500 ms.
+        Assert.All(outcomes[..3], o => Assert.NotNull(o.Output));
+        Assert.All(outcomes[3..], o => Assert.Equal(PredictionErrorKind.Throttled, o.Error?.Kind));
+        Assert.True(refusedMs < 50, $"the refusals took {refusedMs:F0} ms");
+        Assert.Equal([10f, 11f, 12f, 1f, 2f, 3f], ran);
+        Assert.Equal(3, metrics.Rejections[(int)RejectionReason.Timeout].Value);
+    }
+
+    [Fact]
     public async Task AnImageThatWaitedPastTheQueueTimeoutIsAnsweredAndNotRun()
     {
         using var gate = new ManualResetEventSlim();
