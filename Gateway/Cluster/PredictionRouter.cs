@@ -50,9 +50,9 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
                     continue;
                 }
 
-                if (reply.Prediction?.Silo is { } silo)
+                if (reply.Prediction?.Silo is { } silo && (!_locations.TryGetValue(key, out var known) || known != silo))
                 {
-                    _locations[key] = silo;
+                    _locations[key] = silo; // written only when a shard moves: reads are lock-free, writes are not
                 }
 
                 if (reply.Error?.Kind == PredictionErrorKind.Relocating && await BackOffAsync(attempt, started, metrics, cancellationToken))
