@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using Classifier.Gateway.Telemetry;
 using Classifier.Grains.Interfaces;
@@ -8,15 +7,9 @@ using Orleans.Runtime;
 namespace Classifier.Gateway.Cluster;
 
 /// <summary>Sends an image to the ModelGrain shard that owns its bytes, retrying when that shard's silo vanished.</summary>
-/// <param name="silos">Membership deaths, to give up calls to a dead silo at once; null: calls wait for their timeout.</param>
+/// <param name="silos">Membership deaths, to retry calls a dead silo may have taken with it at once; null: they wait for their timeout.</param>
 public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOptions> options, ILogger<PredictionRouter> logger, SiloWatch? silos = null)
 {
-    /// <summary>
-    /// The silo that last answered for each shard key: when a silo dies, only calls to its shards (and to shards not
-    /// yet seen) are retried. Bounded by models x versions x shards; a stale entry costs at most one needless retry.
-    /// </summary>
-    private readonly ConcurrentDictionary<string, string> _locations = new(StringComparer.Ordinal);
-
     /// <summary>The SHA-256 prefix of <paramref name="image"/>: the routing key (the grain computes it again as its cache key).</summary>
     public static ImageHash Hash(ReadOnlySpan<byte> image) => ImageHash.Of(image);
 
@@ -38,8 +31,8 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
                 var reply = await CallAsync(key, request, cancellationToken);
                 if (reply is null)
                 {
-                    // Its silo was declared dead: the call would only end at the call timeout; the shard's grain is
-                    // placed anew on a survivor by the next attempt.
+                    // A silo was declared dead while the call waited: it might only end at the call timeout; the next
+                    // attempt reaches the shard where it lives, or places it anew on a survivor.
                     if (!WithinBudget(started, TimeSpan.Zero))
                     {
                         metrics.Unavailable.Inc();
@@ -48,11 +41,6 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
 
                     metrics.Retries.Inc();
                     continue;
-                }
-
-                if (reply.Prediction?.Silo is { } silo && (!_locations.TryGetValue(key, out var known) || known != silo))
-                {
-                    _locations[key] = silo; // written only when a shard moves: reads are lock-free, writes are not
                 }
 
                 if (reply.Error?.Kind == PredictionErrorKind.Relocating && await BackOffAsync(attempt, started, metrics, cancellationToken))
@@ -76,33 +64,26 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
     }
 
     /// <summary>
-    /// Makes one grain call and answers its reply, or null when membership declares the silo that holds (or may hold)
-    /// the shard dead before the reply comes. The abandoned call is left to end by itself.
+    /// Makes one grain call and answers its reply, or null when membership declares any silo dead before the reply
+    /// comes. Not only calls to the dead silo's shards are lost: a call relayed through the dead silo as the
+    /// client's gateway loses its answer too, whichever silo ran it, and the gateway cannot tell which calls those
+    /// were. So every call waiting at that moment is sent again. A retried call whose shard lives on a survivor
+    /// joins the run already under way there (the grain shares runs of the same image), at the cost of its silo
+    /// counting it once more as a cache hit; deaths are rare, waits of the call timeout are not acceptable. The
+    /// abandoned call is left to end by itself.
     /// </summary>
     private async Task<PredictionReply?> CallAsync(string key, PredictionRequest request, CancellationToken cancellationToken)
     {
+        var death = silos?.NextDeath;
         var call = client.GetGrain<IModelGrain>(key).PredictAsync(request, cancellationToken);
-        if (silos is null)
+        if (death is null || await Task.WhenAny(call, death) == call)
         {
             return await call;
         }
 
-        while (true)
-        {
-            var death = silos.NextDeath;
-            if (await Task.WhenAny(call, death) == call)
-            {
-                return await call;
-            }
-
-            var dead = await death;
-            if (!_locations.TryGetValue(key, out var holder) || dead.Contains(holder))
-            {
-                _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-                logger.LogInformation("Retrying {Key} at once: its silo {Silo} was declared dead", key, holder ?? "(not known yet)");
-                return null;
-            }
-        }
+        _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        logger.LogInformation("Retrying {Key} at once: {Silos} was declared dead while it waited", key, string.Join(", ", await death));
+        return null;
     }
 
     private bool WithinBudget(long started, TimeSpan delay) => Stopwatch.GetElapsedTime(started) + delay <= options.Value.RetryBudget;

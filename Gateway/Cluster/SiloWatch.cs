@@ -14,6 +14,9 @@ public sealed class SiloWatch(IClusterClient client, IOptions<GatewayOptions> op
     private TaskCompletionSource<IReadOnlySet<string>> _nextDeath = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Dictionary<SiloAddress, string>? _active;
 
+    /// <summary>Longest one membership read may take before the next is tried.</summary>
+    private TimeSpan PollTimeout => TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, options.Value.MembershipPollInterval.Ticks));
+
     /// <summary>Completes, with the names of the silos, when membership next declares one or more silos dead.</summary>
     public Task<IReadOnlySet<string>> NextDeath => Volatile.Read(ref _nextDeath).Task;
 
@@ -40,7 +43,9 @@ public sealed class SiloWatch(IClusterClient client, IOptions<GatewayOptions> op
         MembershipEntry[] hosts;
         try
         {
-            hosts = await client.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: false);
+            // Bounded: the management grain may itself live on the silo that just died, and a call to it would then
+            // hang until the call timeout; the next poll reaches a new activation once the death is declared.
+            hosts = await client.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: false).WaitAsync(PollTimeout);
         }
         catch (Exception e)
         {
