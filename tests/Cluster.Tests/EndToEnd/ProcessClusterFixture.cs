@@ -20,6 +20,20 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
 
     public string SiloUrl { get; private set; } = "";
 
+    /// <summary>Every silo of the cluster now: silo-a, and any a test added (<see cref="AddSilo"/>).</summary>
+    public IReadOnlyList<string> SiloUrls => _siloUrls;
+
+    private readonly List<string> _siloUrls = [];
+
+    /// <summary>Records a silo a test started in this cluster, for tests that sum over every silo.</summary>
+    public void AddSilo(string url)
+    {
+        lock (_siloUrls)
+        {
+            _siloUrls.Add(url);
+        }
+    }
+
     public string OrphanGatewayUrl { get; private set; } = "";
 
     /// <summary>A gateway with API keys and a separate management port, on the same silo.</summary>
@@ -60,6 +74,7 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
             (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
         PrimarySiloPort = siloPort;
         SiloUrl = $"http://127.0.0.1:{siloHttp}";
+        _siloUrls.Add(SiloUrl);
         GatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
         OrphanGatewayUrl = $"http://127.0.0.1:{orphanHttp}";
 

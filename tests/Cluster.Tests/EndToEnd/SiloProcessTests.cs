@@ -12,6 +12,7 @@ public sealed class SiloProcessTests(ProcessClusterFixture cluster)
         var (http, port, gateway) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
         var silo = cluster.Track(ClusterProcess.StartSilo("silo-b", http, port, gateway, cluster.PrimarySiloPort, cluster.ClusterId, cluster.ModelRepository));
         await silo.WaitUntilOkAsync(cluster.Http, $"http://127.0.0.1:{http}/readyz", TimeSpan.FromSeconds(60));
+        cluster.AddSilo($"http://127.0.0.1:{http}");
 
         // Placement weighs silos by the activation counts they publish, so the first few shards after the
         // join may still go to silo-a; within a bounded number of new images one must land on silo-b.

@@ -25,8 +25,6 @@ public class ClusterFixture : IAsyncLifetime
     /// <summary>Shards the silos accept (Cluster:ShardCount): tests route with this many or fewer.</summary>
     public const int SiloShardCount = 64;
 
-    private static readonly TimeSpan LoadPublishInterval = TimeSpan.FromMilliseconds(250);
-
     public InProcessTestCluster Cluster { get; private set; } = null!;
 
     public ValueTask InitializeAsync() => StartAsync();
@@ -48,15 +46,16 @@ public class ClusterFixture : IAsyncLifetime
             silo.Services.Configure<CacheOptions>(o => o.Capacity = CacheCapacity);
             silo.Services.Configure<ShardingOptions>(o => o.ShardCount = SiloShardCount);
             silo.Services.Configure<ClusterStatsOptions>(o => o.ReportInterval = TimeSpan.FromSeconds(15));
-
-            // Activation-count placement only considers silos whose load it has heard of; publish it often.
-            silo.Services.Configure<global::Orleans.Configuration.DeploymentLoadPublisherOptions>(o => o.DeploymentLoadPublisherRefreshTime = LoadPublishInterval);
         });
         Cluster = builder.Build();
         await Cluster.DeployAsync();
 
-        // Until every silo has published its load once, placement sends every new shard to one silo.
-        await Task.Delay(LoadPublishInterval * 4);
+        // Placement spreads shards over the silos each silo's cluster view lists as serving the model: wait until
+        // every silo's view lists them all (they catch up within a second of each other's first report).
+        for (var i = 0; i < 100 && !SiloServices.All(s => ReporterOf(s).Latest?.Silos.Length == Cluster.Silos.Count); i++)
+        {
+            await Task.Delay(100);
+        }
     }
 
     /// <summary>The gateway's own router, so tests route exactly as the gateway does.</summary>

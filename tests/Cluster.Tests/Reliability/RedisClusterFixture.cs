@@ -44,6 +44,10 @@ public sealed class RedisClusterFixture : IAsyncLifetime
         {
             await Task.Delay(200);
         }
+
+        // Each silo's placement learns of the others within a second of their first reports (its view catches up
+        // while an active member is missing); the gateway's view may have come first.
+        await Task.Delay(TimeSpan.FromSeconds(2));
     }
 
     /// <summary>Silos the gateway saw once the cluster had formed, before any test stopped one.</summary>
