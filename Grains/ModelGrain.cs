@@ -94,6 +94,16 @@ public sealed class ModelGrain(
             return new PredictionReply(null, _refusal);
         }
 
+        if (catalog.Find(_model, _version) is var current && !ReferenceEquals(current, runtime))
+        {
+            // Unloaded, or loaded anew, since this shard activated: it leaves with its cache, whose answers came from
+            // the session that is gone; a retry activates it against what is served now.
+            this.DeactivateOnIdle();
+            return current is null
+                ? PredictionReply.Fail(PredictionErrorKind.ModelNotFound, $"Model {_model} version {_version} is not loaded on this silo.")
+                : PredictionReply.Fail(PredictionErrorKind.Relocating, $"Model {_model} version {_version} was loaded anew on this silo; retry.");
+        }
+
         if (runtime.State != ModelState.Ready && availability.IsReadyElsewhere(_model, _version))
         {
             // Placed here on stale knowledge, or the model failed here since: leave, so the retry lands where it is ready.

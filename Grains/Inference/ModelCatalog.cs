@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Classifier.Grains.Interfaces;
 using Classifier.Grains.Models;
 using Classifier.Grains.Telemetry;
@@ -14,24 +15,31 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
     private static readonly Lock EnvironmentGate = new();
     private static bool _environmentCreated;
 
-    private readonly Dictionary<(string Model, string Version), ModelRuntime> _runtimes = [];
-    private readonly Dictionary<string, string> _latest = [];
+    private readonly ConcurrentDictionary<(string Model, string Version), ModelRuntime> _runtimes = new();
     private readonly ModelsOptions _options;
+    private readonly ImageOptions _images;
+    private readonly SiloMetrics _metrics;
+    private readonly ILogger _logger;
+
+    /// <summary>One load or unload at a time on this silo: two loads of one version must not both create sessions.</summary>
+    private readonly SemaphoreSlim _changes = new(1, 1);
 
     public ModelCatalog(IOptions<ModelsOptions> options, IOptions<ImageOptions> imageOptions, SiloMetrics metrics, ILoggerFactory loggers)
     {
         _options = options.Value;
         EnsureQuietEnvironment();
-        var logger = loggers.CreateLogger<ModelCatalog>();
-        var images = imageOptions.Value;
-        Decodes = new DecodeGate(images.DecodeMemoryBytes, images.EffectiveMaxConcurrentDecodes, metrics.DecodeGate(), images.MaxWaitingBytes);
+        _logger = loggers.CreateLogger<ModelCatalog>();
+        _images = imageOptions.Value;
+        _metrics = metrics;
+        Decodes = new DecodeGate(_images.DecodeMemoryBytes, _images.EffectiveMaxConcurrentDecodes, metrics.DecodeGate(), _images.MaxWaitingBytes);
         foreach (var definition in ModelRepository.Load(_options.Repository))
         {
-            var runtime = new ModelRuntime(definition, images, metrics.ForModel(definition.Model.Name, definition.Version), logger, Decodes);
-            _runtimes[(definition.Model.Name, definition.Version)] = runtime;
-            _latest[definition.Model.Name] = definition.Version; // versions come in ascending order
+            _runtimes[(definition.Model.Name, definition.Version)] = NewRuntime(definition);
         }
     }
+
+    private ModelRuntime NewRuntime(ModelVersionDefinition definition) =>
+        new(definition, _images, _metrics.ForModel(definition.Model.Name, definition.Version), _logger, Decodes);
 
     public IEnumerable<ModelRuntime> Runtimes => _runtimes.Values;
 
@@ -53,7 +61,63 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
 
     public ModelRuntime? Find(string model, string version) => _runtimes.GetValueOrDefault((model, version));
 
-    public string? LatestVersion(string model) => _latest.GetValueOrDefault(model);
+    /// <summary>
+    /// Loads one model version beside those already served: its session is created and warmed off the caller's
+    /// thread, and only then does the version count as ready here. A version already loaded and ready is left as it
+    /// is; one that failed before is loaded anew. A failed load leaves the version in the error state with its
+    /// reason, and every other version serving.
+    /// </summary>
+    public async Task<ModelRuntime> LoadAsync(ModelVersionDefinition definition, CancellationToken cancellationToken = default)
+    {
+        var key = (definition.Model.Name, definition.Version);
+        await _changes.WaitAsync(cancellationToken);
+        try
+        {
+            if (_runtimes.TryGetValue(key, out var existing) && existing.State == ModelState.Ready)
+            {
+                return existing;
+            }
+
+            var runtime = NewRuntime(definition);
+            await Task.Run(() => runtime.Load(_options), CancellationToken.None);
+            if (_runtimes.TryGetValue(key, out var failed))
+            {
+                await failed.DisposeAsync();
+            }
+
+            _runtimes[key] = runtime;
+            return runtime;
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
+    /// <summary>
+    /// Stops serving one model version here: it leaves the catalog at once (new requests for it answer "not loaded"),
+    /// then the images already queued or running finish, and only then is its session released. Answers false when
+    /// the version was not loaded.
+    /// </summary>
+    public async Task<bool> UnloadAsync(string model, string version, CancellationToken cancellationToken = default)
+    {
+        await _changes.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_runtimes.TryRemove((model, version), out var runtime))
+            {
+                return false;
+            }
+
+            await runtime.DisposeAsync();
+            _logger.LogInformation("Model {Model} version {Version} unloaded", model, version);
+            return true;
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
 
     public ModelVersionStatus[] Statuses() => _runtimes.Values.Select(r => new ModelVersionStatus(
         r.Model.Name, r.Definition.Version, r.State, r.Provider, r.Model.ToInputSpec(), r.Model.OutputName,

@@ -105,6 +105,7 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
     }
 
     private int _failedRunsBeforeError = int.MaxValue;
+    private bool _unloaded;
     private int _failedRuns;
 
     /// <summary>
@@ -241,7 +242,7 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
     {
         if (State != ModelState.Ready || _scheduler is not { } scheduler)
         {
-            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? "still loading"}"), 0, 0);
+            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? (_unloaded ? "it was unloaded" : "still loading")}"), 0, 0);
         }
 
         // A place in the model's queue first: when the model cannot keep up, the excess is refused before it is decoded.
@@ -389,7 +390,9 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
     /// <summary>Stops the scheduler, lets every queued and running image finish, then releases the session.</summary>
     public async ValueTask DisposeAsync()
     {
+        _unloaded = true;
         State = ModelState.NotReady;
+        Metrics.State.Set((int)State);
         if (_scheduler is { } scheduler)
         {
             await scheduler.DisposeAsync();

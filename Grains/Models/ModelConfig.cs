@@ -27,6 +27,12 @@ public sealed class ModelConfig
     /// <summary>Dynamic batching; absent: one image per run, one run at a time.</summary>
     public BatchingConfig? Batching { get; set; }
 
+    /// <summary>
+    /// Which version folders are served, as Triton's <c>version_policy</c>: <c>{"all": {}}</c> (the default),
+    /// <c>{"latest": {"numVersions": N}}</c> or <c>{"specific": {"versions": [1, 3]}}</c>.
+    /// </summary>
+    public VersionPolicyConfig? VersionPolicy { get; set; }
+
     internal static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNameCaseInsensitive = true,
@@ -167,4 +173,32 @@ public enum ColorOrder
     Rgb,
     Bgr,
     Gray,
+}
+
+/// <summary>One of <see cref="All"/>, <see cref="Latest"/> or <see cref="Specific"/>.</summary>
+public sealed class VersionPolicyConfig
+{
+    /// <summary>Every version folder (an empty object).</summary>
+    public AllVersionsConfig? All { get; set; }
+
+    /// <summary>The highest-numbered version folders.</summary>
+    public LatestVersionsConfig? Latest { get; set; }
+
+    /// <summary>The listed version folders.</summary>
+    public SpecificVersionsConfig? Specific { get; set; }
+}
+
+/// <summary><c>{"all": {}}</c>: no fields.</summary>
+public sealed class AllVersionsConfig;
+
+/// <summary><c>{"latest": {"numVersions": N}}</c>.</summary>
+public sealed class LatestVersionsConfig
+{
+    public int NumVersions { get; set; }
+}
+
+/// <summary><c>{"specific": {"versions": [..]}}</c>.</summary>
+public sealed class SpecificVersionsConfig
+{
+    public int[]? Versions { get; set; }
 }

@@ -40,6 +40,9 @@ public sealed record ModelDefinition(
     /// <summary>How long an image may wait for its run (<see cref="DefaultQueueTimeout"/> when not set).</summary>
     public TimeSpan QueueTimeout { get; init; } = QueueTimeout == default ? DefaultQueueTimeout : QueueTimeout;
 
+    /// <summary>Which version folders are served (config.json <c>versionPolicy</c>); all of them unless it says otherwise.</summary>
+    public VersionPolicy VersionPolicy { get; init; } = VersionPolicy.All;
+
     /// <summary>True when answers are feature vectors rather than labels.</summary>
     public bool IsEmbedding => Output == OutputKind.Embedding;
 

@@ -55,7 +55,14 @@ public static partial class ModelRepository
                 throw new ModelConfigException($"{modelDir}: no version folder. Put the model at {Path.Combine(modelDir, "1", ModelFileName)}.");
             }
 
-            versions.AddRange(found.Select(v => new ModelVersionDefinition(definition, v, Path.Combine(modelDir, v, ModelFileName))));
+            var served = definition.VersionPolicy.Select(found);
+            if (definition.VersionPolicy.Kind == VersionPolicyKind.Specific && served.Count < definition.VersionPolicy.Versions!.Length)
+            {
+                var missing = definition.VersionPolicy.Versions.Select(v => v.ToString(CultureInfo.InvariantCulture)).Except(found);
+                throw new ModelConfigException($"{Path.Combine(modelDir, ConfigFileName)}: field 'versionPolicy.specific.versions' lists {string.Join(", ", missing)}, but {modelDir} has no such version folder.");
+            }
+
+            versions.AddRange(served.Select(v => new ModelVersionDefinition(definition, v, Path.Combine(modelDir, v, ModelFileName))));
         }
 
         if (versions.Count == 0)
@@ -236,7 +243,40 @@ public static partial class ModelRepository
             name, c.Description, input.Name, nhwc, channels, height, width, color, resize, shorter,
             input.Scale, mean, std, input.PadValue, output.Name, kind, labels, topK,
             batching.MaxBatchSize, TimeSpan.FromMicroseconds(batching.MaxQueueDelayMicroseconds), instances,
-            output.Normalize, meanImage, batching.PadToMaxBatch, maxQueueSize, TimeSpan.FromMicroseconds(queueTimeout));
+            output.Normalize, meanImage, batching.PadToMaxBatch, maxQueueSize, TimeSpan.FromMicroseconds(queueTimeout))
+        {
+            VersionPolicy = ReadVersionPolicy(c.VersionPolicy, Bad),
+        };
+    }
+
+    private static VersionPolicy ReadVersionPolicy(VersionPolicyConfig? policy, Func<string, string, ModelConfigException> bad)
+    {
+        if (policy is null)
+        {
+            return VersionPolicy.All;
+        }
+
+        var given = (policy.All is null ? 0 : 1) + (policy.Latest is null ? 0 : 1) + (policy.Specific is null ? 0 : 1);
+        if (given != 1)
+        {
+            throw bad("versionPolicy", "must hold exactly one of {\"all\": {}}, {\"latest\": {\"numVersions\": N}} or {\"specific\": {\"versions\": [1, 2]}}.");
+        }
+
+        if (policy.Latest is { } latest)
+        {
+            return latest.NumVersions is >= 1 and <= 1000
+                ? new VersionPolicy(VersionPolicyKind.Latest, latest.NumVersions)
+                : throw bad("versionPolicy.latest.numVersions", $"is {latest.NumVersions}: use 1 or more.");
+        }
+
+        if (policy.Specific is { } specific)
+        {
+            return specific.Versions is { Length: > 0 } versions && versions.All(v => v >= 0)
+                ? new VersionPolicy(VersionPolicyKind.Specific, Versions: [.. versions.Distinct().Order()])
+                : throw bad("versionPolicy.specific.versions", "must list one or more version folder numbers, for example [1, 3].");
+        }
+
+        return VersionPolicy.All;
     }
 
     private static float[] PerChannel(float[]? values, int channels, string field, Func<string, string, ModelConfigException> bad)

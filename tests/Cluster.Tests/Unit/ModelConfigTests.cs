@@ -48,6 +48,12 @@ public sealed class ModelConfigTests : IDisposable
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224], "meanImageFile": "absent.f32" }, "output": { "name": "o", "type": "embedding" } }""", "input.meanImageFile")]
     [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224], "meanImageFile": "../outside.f32" }, "output": { "name": "o", "type": "embedding" } }""", "input.meanImageFile")]
     [InlineData("""{ "input": { "name": "i", "shape": [3, 2, 2], "meanImageFile": "mean.f32", "resize": "keep-aspect-pad" }, "output": { "name": "o", "type": "embedding" } }""", "input.meanImageFile")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "versionPolicy": {} }""", "versionPolicy")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "versionPolicy": { "all": {}, "latest": { "numVersions": 1 } } }""", "versionPolicy")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "versionPolicy": { "latest": { "numVersions": 0 } } }""", "versionPolicy.latest.numVersions")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "versionPolicy": { "specific": { "versions": [] } } }""", "versionPolicy.specific.versions")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "versionPolicy": { "specific": { "versions": [1, 7] } } }""", "versionPolicy.specific.versions")]
+    [InlineData("""{ "input": { "name": "i", "shape": [3, 224, 224] }, "output": { "name": "o" }, "labels": ["a"], "versionPolicy": { "newest": {} } }""", "newest")]
     public void BadConfigIsRejectedNamingTheFileAndTheField(string json, string field)
     {
         var file = WriteModel("bad", json);
@@ -148,6 +154,23 @@ public sealed class ModelConfigTests : IDisposable
         var error = Assert.Throws<ModelConfigException>(() => ModelRepository.Load(_root));
 
         Assert.Contains("Bad Name", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("", "1,2,10")]
+    [InlineData(""", "versionPolicy": { "all": {} }""", "1,2,10")]
+    [InlineData(""", "versionPolicy": { "latest": { "numVersions": 2 } }""", "2,10")]
+    [InlineData(""", "versionPolicy": { "latest": { "numVersions": 5 } }""", "1,2,10")]
+    [InlineData(""", "versionPolicy": { "specific": { "versions": [10, 1] } }""", "1,10")]
+    public void TheVersionPolicySelectsWhichVersionFoldersAreServedInNumericOrder(string policy, string served)
+    {
+        WriteModel("m", "{" + ValidInput + """, "output": { "name": "o" }, "labels": ["a"]""" + policy + "}");
+        Directory.CreateDirectory(Path.Combine(_root, "m", "2"));
+        Directory.CreateDirectory(Path.Combine(_root, "m", "10"));
+
+        var versions = ModelRepository.Load(_root).Select(v => v.Version);
+
+        Assert.Equal(served.Split(','), versions);
     }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
