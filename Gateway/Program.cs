@@ -12,6 +12,7 @@ try
     app.UseGatewayPipeline();
     app.MapPredictionApi();
     app.MapModelsApi();
+    app.MapRepositoryApi();
     app.MapHealthApi();
     app.MapGatewayMetrics();
 

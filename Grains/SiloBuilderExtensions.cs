@@ -47,6 +47,7 @@ public static class SiloBuilderExtensions
         services.AddSingleton<SiloCacheStatistics>();
         services.AddSingleton<SystemMetricsSampler>();
         services.AddSingleton<ModelCatalog>();
+        services.AddSingleton<ModelHost>();
         services.AddSingleton<ClusterReporter>();
         services.AddSingleton<Placement.ModelAvailability>();
         services.AddPlacementDirector<Placement.ModelReadyPlacement, Placement.ModelReadyPlacementDirector>();

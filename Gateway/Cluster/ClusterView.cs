@@ -196,6 +196,14 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
 
         var ready = statuses.Where(s => s.State == ModelState.Ready && (version is null || s.Version == version))
             .OrderByDescending(s => VersionOrder(s.Version)).FirstOrDefault();
+        if (version is null && ready is not null)
+        {
+            // Unversioned requests move to a new version only once every silo serving the model has it ready: while
+            // it loads silo by silo, one request stream never mixes answers of two versions.
+            var serving = snapshot.Silos.Where(s => s.Models.Any(m => m.Model == model && m.State == ModelState.Ready)).ToList();
+            ready = statuses.Where(s => s.State == ModelState.Ready && serving.All(silo => silo.Serves(model, s.Version)))
+                .OrderByDescending(s => VersionOrder(s.Version)).FirstOrDefault() ?? ready;
+        }
         if (ready is null)
         {
             var why = statuses.Select(s => s.Error).FirstOrDefault(e => e is not null) ?? "still loading";

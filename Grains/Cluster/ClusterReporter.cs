@@ -21,8 +21,12 @@ public sealed class ClusterReporter(
     IOptions<ClusterStatsOptions> options,
     IOptions<ShardingOptions> sharding,
     IClusterMembershipService membership,
+    ModelHost host,
     ILogger<ClusterReporter> logger) : ILifecycleParticipant<ISiloLifecycle>
 {
+    /// <summary>This silo's model host as the repository grain calls it; created once, kept alive by this field.</summary>
+    private IModelHost? _hostReference;
+
     /// <summary>How often a view that lacks an active silo is fetched again, until it has them all.</summary>
     private static readonly TimeSpan CatchUpInterval = TimeSpan.FromSeconds(1);
 
@@ -159,6 +163,8 @@ public sealed class ClusterReporter(
             var snapshot = await grains.GetGrain<IClusterGrain>(IClusterGrain.Key).ReportAsync(report);
             Latest = snapshot;
             metrics.ClusterCacheHitRate.Set(snapshot.Cache.HitRate);
+            _hostReference ??= grains.CreateObjectReference<IModelHost>(host);
+            await grains.GetGrain<IModelRepositoryGrain>(IModelRepositoryGrain.Key).RegisterAsync(silo.Name, _hostReference);
             if (options.Value.Rebalance)
             {
                 await RebalanceAsync(snapshot, local);

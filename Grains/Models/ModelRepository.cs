@@ -38,31 +38,7 @@ public static partial class ModelRepository
                 continue;
             }
 
-            if (!ModelNamePattern().IsMatch(name))
-            {
-                throw new ModelConfigException($"{modelDir}: model folder name '{name}' must be lower-case letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit.");
-            }
-
-            var definition = ReadConfig(Path.Combine(modelDir, ConfigFileName), name);
-            var found = Directory.EnumerateDirectories(modelDir)
-                .Select(Path.GetFileName)
-                .Where(v => v is not null && int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out _))
-                .Select(v => v!)
-                .OrderBy(v => int.Parse(v, CultureInfo.InvariantCulture))
-                .ToList();
-            if (found.Count == 0)
-            {
-                throw new ModelConfigException($"{modelDir}: no version folder. Put the model at {Path.Combine(modelDir, "1", ModelFileName)}.");
-            }
-
-            var served = definition.VersionPolicy.Select(found);
-            if (definition.VersionPolicy.Kind == VersionPolicyKind.Specific && served.Count < definition.VersionPolicy.Versions!.Length)
-            {
-                var missing = definition.VersionPolicy.Versions.Select(v => v.ToString(CultureInfo.InvariantCulture)).Except(found);
-                throw new ModelConfigException($"{Path.Combine(modelDir, ConfigFileName)}: field 'versionPolicy.specific.versions' lists {string.Join(", ", missing)}, but {modelDir} has no such version folder.");
-            }
-
-            versions.AddRange(served.Select(v => new ModelVersionDefinition(definition, v, Path.Combine(modelDir, v, ModelFileName))));
+            versions.AddRange(ReadModel(modelDir));
         }
 
         if (versions.Count == 0)
@@ -71,6 +47,51 @@ public static partial class ModelRepository
         }
 
         return versions;
+    }
+
+    /// <summary>
+    /// Reads one model's folder anew: its config.json and the version folders its version policy selects. Throws
+    /// <see cref="ModelConfigException"/> naming the file and field when the folder cannot be served.
+    /// </summary>
+    public static IReadOnlyList<ModelVersionDefinition> LoadModel(string root, string name)
+    {
+        var modelDir = Path.Combine(Path.GetFullPath(root), name);
+        if (!ModelNamePattern().IsMatch(name) || !Directory.Exists(modelDir))
+        {
+            throw new ModelConfigException($"The model repository has no folder '{name}'.");
+        }
+
+        return ReadModel(modelDir);
+    }
+
+    private static IReadOnlyList<ModelVersionDefinition> ReadModel(string modelDir)
+    {
+        var name = Path.GetFileName(modelDir);
+        if (!ModelNamePattern().IsMatch(name))
+        {
+            throw new ModelConfigException($"{modelDir}: model folder name '{name}' must be lower-case letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit.");
+        }
+
+        var definition = ReadConfig(Path.Combine(modelDir, ConfigFileName), name);
+        var found = Directory.EnumerateDirectories(modelDir)
+            .Select(Path.GetFileName)
+            .Where(v => v is not null && int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+            .Select(v => v!)
+            .OrderBy(v => int.Parse(v, CultureInfo.InvariantCulture))
+            .ToList();
+        if (found.Count == 0)
+        {
+            throw new ModelConfigException($"{modelDir}: no version folder. Put the model at {Path.Combine(modelDir, "1", ModelFileName)}.");
+        }
+
+        var served = definition.VersionPolicy.Select(found);
+        if (definition.VersionPolicy.Kind == VersionPolicyKind.Specific && served.Count < definition.VersionPolicy.Versions!.Length)
+        {
+            var missing = definition.VersionPolicy.Versions.Select(v => v.ToString(CultureInfo.InvariantCulture)).Except(found);
+            throw new ModelConfigException($"{Path.Combine(modelDir, ConfigFileName)}: field 'versionPolicy.specific.versions' lists {string.Join(", ", missing)}, but {modelDir} has no such version folder.");
+        }
+
+        return [.. served.Select(v => new ModelVersionDefinition(definition, v, Path.Combine(modelDir, v, ModelFileName)))];
     }
 
     /// <summary>Reads and validates one config.json.</summary>

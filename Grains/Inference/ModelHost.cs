@@ -1,0 +1,94 @@
+using Classifier.Grains.Cluster;
+using Classifier.Grains.Interfaces;
+using Classifier.Grains.Models;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Classifier.Grains.Inference;
+
+/// <summary>
+/// This silo's side of the repository API (<see cref="IModelHost"/>): reads a model's folder anew and brings the
+/// catalog to the versions its version policy selects, loading new versions beside the served ones before letting
+/// leaving versions drain. Registered with the repository grain at every report.
+/// </summary>
+public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> options, ILocalSiloDetails silo, IServiceProvider services, ILogger<ModelHost> logger) : IModelHost
+{
+    private string Root => options.Value.Repository;
+
+    public async Task<SiloModelChange> LoadAsync(string model, string? version)
+    {
+        IReadOnlyList<ModelVersionDefinition> wanted;
+        try
+        {
+            wanted = ModelRepository.LoadModel(Root, model);
+        }
+        catch (ModelConfigException e)
+        {
+            return Refused(model, e);
+        }
+
+        if (version is not null)
+        {
+            // One version, whatever the policy says: the folder must hold it.
+            var definition = wanted.FirstOrDefault(v => v.Version == version) ?? OutsidePolicy(wanted, model, version);
+            if (definition is null)
+            {
+                return new(silo.Name, Statuses(model), $"Model {model} has no version folder {version} on silo {silo.Name}.");
+            }
+
+            await catalog.LoadAsync(definition);
+        }
+        else
+        {
+            // New versions first, so that the model never has fewer ready versions than before; then the leaving ones.
+            foreach (var definition in wanted)
+            {
+                await catalog.LoadAsync(definition);
+            }
+
+            var keep = wanted.Select(v => v.Version).ToHashSet();
+            foreach (var leaving in catalog.Runtimes.Where(r => r.Model.Name == model && !keep.Contains(r.Definition.Version)).ToList())
+            {
+                await catalog.UnloadAsync(model, leaving.Definition.Version);
+            }
+        }
+
+        await ReportAsync();
+        return new(silo.Name, Statuses(model), null);
+    }
+
+    public async Task<SiloModelChange> UnloadAsync(string model, string? version)
+    {
+        foreach (var runtime in catalog.Runtimes.Where(r => r.Model.Name == model && (version is null || r.Definition.Version == version)).ToList())
+        {
+            await catalog.UnloadAsync(model, runtime.Definition.Version);
+        }
+
+        await ReportAsync();
+        return new(silo.Name, Statuses(model), null);
+    }
+
+    /// <summary>A version folder outside the version policy, for a load that names it.</summary>
+    private ModelVersionDefinition? OutsidePolicy(IReadOnlyList<ModelVersionDefinition> served, string model, string version)
+    {
+        var path = Path.Combine(Path.GetFullPath(Root), model, version, ModelRepository.ModelFileName);
+        return served.Count > 0 && Directory.Exists(Path.GetDirectoryName(path)) && int.TryParse(version, out _)
+            ? new ModelVersionDefinition(served[0].Model, version, path)
+            : null;
+    }
+
+    private ModelVersionStatus[] Statuses(string model) => catalog.Statuses().Where(s => s.Model == model).ToArray();
+
+    /// <summary>The silo's folder cannot serve the model: said without the silo's paths.</summary>
+    private SiloModelChange Refused(string model, ModelConfigException e)
+    {
+        logger.LogWarning(e, "Cannot load model {Model} from the repository", model);
+        var message = e.Message.Replace(Path.GetFullPath(Root), "<repository>", StringComparison.Ordinal);
+        return new(silo.Name, Statuses(model), message);
+    }
+
+    /// <summary>Tells the cluster at once, so the gateways route by the new state within their next refresh.</summary>
+    private Task ReportAsync() => services.GetRequiredService<ClusterReporter>().ReportOnceAsync();
+}
