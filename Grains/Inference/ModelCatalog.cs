@@ -111,7 +111,36 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
 
             await runtime.DisposeAsync();
             _logger.LogInformation("Model {Model} version {Version} unloaded", model, version);
+            _ = RetireSeriesAsync(model, version, runtime.Provider);
             return true;
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
+    /// <summary>
+    /// How long an unloaded version's <c>model_state</c> shows 0 before its series goes: long enough for a scrape to
+    /// see the unload, shorter than the <c>ModelNotLoaded</c> alert's <c>for: 1m</c>, which must not fire for a version
+    /// unloaded on purpose (the alert's expression, <c>model_state != 1</c>, is the seed's and stays).
+    /// </summary>
+    public TimeSpan UnloadedSeriesLifetime { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Removes an unloaded version's state, provider and load-time series, unless it was loaded again meanwhile.</summary>
+    private async Task RetireSeriesAsync(string model, string version, string provider)
+    {
+        await Task.Delay(UnloadedSeriesLifetime);
+        await _changes.WaitAsync();
+        try
+        {
+            // Under the lock that loads take: a version loaded again keeps the series its new runtime writes to.
+            if (!_runtimes.ContainsKey((model, version)))
+            {
+                _metrics.ModelState.RemoveLabelled(model, version);
+                _metrics.ModelLoad.RemoveLabelled(model, version);
+                _metrics.ModelProvider.RemoveLabelled(model, version, provider, _options.Device);
+            }
         }
         finally
         {

@@ -110,6 +110,21 @@ public sealed class ModelCatalogTests : IAsyncLifetime
         Assert.False(await _catalog.UnloadAsync("text-orientation", "1"));
     }
 
+    [Fact]
+    public async Task AnUnloadedVersionShowsStateZeroThenItsSeriesGoesSoTheNotLoadedAlertStaysSilent()
+    {
+        _catalog.UnloadedSeriesLifetime = TimeSpan.FromMilliseconds(300);
+        var two = await _catalog.LoadAsync(AddVersion("2", Repo.DefaultModelFile));
+        Assert.True(await _catalog.UnloadAsync("text-orientation", "2"));
+
+        Assert.Contains(_metrics.ModelState.GetAllLabelValues(), l => l.SequenceEqual(["text-orientation", "2"]));
+        Assert.Equal(0, StateGauge("2"));
+        await Task.Delay(1000);
+        Assert.DoesNotContain(_metrics.ModelState.GetAllLabelValues(), l => l.SequenceEqual(["text-orientation", "2"]));
+        Assert.Contains(_metrics.ModelState.GetAllLabelValues(), l => l.SequenceEqual(["text-orientation", "1"]));
+        Assert.NotNull(two);
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _catalog.DisposeAsync();
