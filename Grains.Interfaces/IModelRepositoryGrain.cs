@@ -8,6 +8,26 @@ public sealed record SiloModelChange(
     [property: Id(1)] ModelVersionStatus[] Versions,
     [property: Id(2)] string? Error);
 
+/// <summary>One model version the cluster serves, and the SHA-256 of its <c>model.onnx</c>: every silo must answer with the same bytes.</summary>
+[GenerateSerializer, Immutable, Alias("classifier.DeclaredVersion")]
+public sealed record DeclaredVersion(
+    [property: Id(0)] string Version,
+    [property: Id(1)] string Sha256);
+
+/// <summary>
+/// What the cluster serves, model by model: the versions (an empty list: unloaded on purpose), and versions unloaded
+/// one by one (for the index). Kept in grain storage, so silos that start or join later load exactly this.
+/// </summary>
+[GenerateSerializer, Alias("classifier.RepositoryState")]
+public sealed class RepositoryState
+{
+    [Id(0)]
+    public Dictionary<string, DeclaredVersion[]> Models { get; set; } = [];
+
+    [Id(1)]
+    public Dictionary<string, string[]> UnloadedVersions { get; set; } = [];
+}
+
 /// <summary>
 /// A silo's side of the model repository API: reads the model's folder on this silo and applies a load or unload.
 /// Every silo registers one with <see cref="IModelRepositoryGrain"/>.
@@ -22,6 +42,10 @@ public interface IModelHost : IGrainObserver
     /// <summary>Stops serving the model (or just <paramref name="version"/>), letting admitted images finish first.</summary>
     [Alias("Unload")]
     Task<SiloModelChange> UnloadAsync(string model, string? version);
+
+    /// <summary>Serves exactly <paramref name="versions"/> of the model: a version whose file here has another SHA-256 is refused.</summary>
+    [Alias("Enforce")]
+    Task<SiloModelChange> EnforceAsync(string model, DeclaredVersion[] versions);
 }
 
 /// <summary>
@@ -33,9 +57,13 @@ public interface IModelRepositoryGrain : IGrainWithIntegerKey
 {
     public const long Key = 0;
 
-    /// <summary>Registers (or renews) a silo's host; silos renew at every report, so a reactivated grain relearns them.</summary>
+    /// <summary>
+    /// Registers (or renews) a silo's host; silos renew at every report, so a reactivated grain relearns them. The
+    /// silo's ready versions of models the cluster has no record of yet become the record (the first start of a
+    /// cluster serves its folders). Answers what the cluster serves, for a silo that starts or joins to load exactly that.
+    /// </summary>
     [Alias("Register")]
-    Task RegisterAsync(string silo, IModelHost host);
+    Task<Dictionary<string, DeclaredVersion[]>> RegisterAsync(string silo, IModelHost host, ModelVersionStatus[] served);
 
     /// <summary>Applies a load on every registered silo and answers what each did.</summary>
     [Alias("Load")]

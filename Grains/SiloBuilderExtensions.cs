@@ -24,6 +24,9 @@ public static class SiloBuilderExtensions
     /// </summary>
     public static ISiloBuilder AddClassifierGrains(this ISiloBuilder builder)
     {
+        // What the cluster serves, for silos that start later; a host with shared storage (Redis) registers its own
+        // provider under the same name after this, and that one is used.
+        builder.AddMemoryGrainStorage(Cluster.ModelRepositoryGrain.StorageName);
         var services = builder.Services;
         services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<CacheOptions>().BindConfiguration(CacheOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();

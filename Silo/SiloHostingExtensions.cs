@@ -72,6 +72,12 @@ public static class SiloHostingExtensions
             silo.Configure<SiloMessagingOptions>(o => o.MaxMessageBodySize = options.MaxMessageBytes);
             silo.AddActivityPropagation();
             silo.AddClassifierGrains();
+            if (options.Clustering == "redis")
+            {
+                // After AddClassifierGrains' memory default: the cluster's declared models outlive every silo in Redis.
+                silo.AddRedisGrainStorage(Classifier.Grains.Cluster.ModelRepositoryGrain.StorageName,
+                    o => o.ConfigurationOptions = StackExchange.Redis.ConfigurationOptions.Parse(options.RequireRedisConnectionString()));
+            }
         });
 
         builder.Services.AddSingleton<DrainService>();

@@ -26,6 +26,7 @@ public sealed class ClusterReporter(
 {
     /// <summary>This silo's model host as the repository grain calls it; created once, kept alive by this field.</summary>
     private IModelHost? _hostReference;
+    private bool _reconciled;
 
     /// <summary>How often a view that lacks an active silo is fetched again, until it has them all.</summary>
     private static readonly TimeSpan CatchUpInterval = TimeSpan.FromSeconds(1);
@@ -153,18 +154,43 @@ public sealed class ClusterReporter(
         }
     }
 
+    /// <summary>
+    /// Registers this silo's model host with the repository grain and, the first time, serves what the cluster serves.
+    /// A failure (the repository's storage unreachable) is logged and retried at the next report; the report itself
+    /// still goes out, so statistics and placement do not depend on the repository.
+    /// </summary>
+    private async Task RegisterAsync()
+    {
+        try
+        {
+            _hostReference ??= grains.CreateObjectReference<IModelHost>(host);
+            var declared = await grains.GetGrain<IModelRepositoryGrain>(IModelRepositoryGrain.Key).RegisterAsync(silo.Name, _hostReference, catalog.Statuses());
+            if (!_reconciled)
+            {
+                await host.ReconcileAsync(declared);
+                _reconciled = true;
+            }
+        }
+        catch (Exception e) when (!_stopping.IsCancellationRequested)
+        {
+            logger.LogWarning(e, "Registering with the model repository failed, retrying next interval");
+        }
+    }
+
     /// <summary>Reports this silo once and refreshes the cluster gauge; failures are logged and retried next interval.</summary>
     public async Task ReportOnceAsync()
     {
         try
         {
+            // Registered before the report: the first time, the silo then serves what the cluster serves (not whatever
+            // its folder holds) before its first report tells placement and the gateways what it has ready.
+            await RegisterAsync();
+
             var local = statistics.LiveGrainKeys();
             var report = new SiloReport(silo.Name, catalog.Statuses(), statistics.Snapshot(), DateTime.UtcNow, silo.SiloAddress, local.Length, sharding.Value.ShardCount);
             var snapshot = await grains.GetGrain<IClusterGrain>(IClusterGrain.Key).ReportAsync(report);
             Latest = snapshot;
             metrics.ClusterCacheHitRate.Set(snapshot.Cache.HitRate);
-            _hostReference ??= grains.CreateObjectReference<IModelHost>(host);
-            await grains.GetGrain<IModelRepositoryGrain>(IModelRepositoryGrain.Key).RegisterAsync(silo.Name, _hostReference);
             if (options.Value.Rebalance)
             {
                 await RebalanceAsync(snapshot, local);

@@ -6,61 +6,137 @@ using Orleans.Runtime;
 namespace Classifier.Grains.Cluster;
 
 /// <summary>
-/// Applies repository loads and unloads on every live silo at once, through the host each silo registers. Hosts are
-/// soft state: silos register again at every report, so a reactivated grain knows them all within one interval.
-/// Reentrant: a load of a large model on every silo takes seconds, and other calls need not wait behind it.
+/// Applies repository loads and unloads on every live silo at once, through the host each silo registers, and keeps
+/// what the cluster serves (versions and their files' SHA-256) in grain storage: Redis when clustering is Redis,
+/// memory for a local cluster. Hosts are soft state: silos register again at every report, so a reactivated grain
+/// knows them all within one interval. Reentrant: a load of a large model on every silo takes seconds, and other
+/// calls need not wait behind it.
 /// </summary>
 [Reentrant]
-public sealed class ModelRepositoryGrain(IClusterMembershipService membership, ILogger<ModelRepositoryGrain> logger) : Grain, IModelRepositoryGrain
+public sealed class ModelRepositoryGrain(
+    [PersistentState("repository", ModelRepositoryGrain.StorageName)] IPersistentState<RepositoryState> state,
+    IClusterMembershipService membership,
+    Microsoft.Extensions.Options.IOptions<ClusterStatsOptions> reporting,
+    ILogger<ModelRepositoryGrain> logger) : Grain, IModelRepositoryGrain
 {
-    private readonly Dictionary<string, IModelHost> _hosts = [];
-    private readonly Dictionary<string, string[]?> _unloaded = [];
+    /// <summary>The grain storage provider that holds the cluster's declared models.</summary>
+    public const string StorageName = "repository";
 
-    public Task RegisterAsync(string silo, IModelHost host)
+    private readonly Dictionary<string, IModelHost> _hosts = [];
+
+    private Dictionary<string, DeclaredVersion[]> Models => state.State.Models;
+
+    public async Task<Dictionary<string, DeclaredVersion[]>> RegisterAsync(string silo, IModelHost host, ModelVersionStatus[] served)
     {
         _hosts[silo] = host;
-        return Task.CompletedTask;
+        var adopted = served.Where(s => s.State == ModelState.Ready && s.Sha256 is not null && !Models.ContainsKey(s.Model))
+            .GroupBy(s => s.Model).ToList();
+        foreach (var model in adopted)
+        {
+            Models[model.Key] = [.. model.Select(s => new DeclaredVersion(s.Version, s.Sha256!)).OrderBy(v => VersionOrder(v.Version))];
+        }
+
+        if (adopted.Count > 0)
+        {
+            await state.WriteStateAsync();
+        }
+
+        return new Dictionary<string, DeclaredVersion[]>(Models);
     }
 
     public async Task<SiloModelChange[]> LoadAsync(string model, string? version)
     {
         var changes = await OnEverySiloAsync(h => h.LoadAsync(model, version));
-        if (version is null)
+
+        // The record follows what loaded: every version ready on some silo (for a one-version load, that version beside
+        // the others), with the file hash most silos have (ties: the first silo by name); a version that failed
+        // everywhere is not recorded.
+        var ready = changes.OrderBy(c => c.Silo, StringComparer.Ordinal).SelectMany(c => c.Versions)
+            .Where(s => s.State == ModelState.Ready && s.Sha256 is not null && (version is null || s.Version == version))
+            .GroupBy(s => s.Version)
+            .Select(g => new DeclaredVersion(g.Key, g.GroupBy(s => s.Sha256!).OrderByDescending(h => h.Count()).First().Key))
+            .ToList();
+        var kept = version is null ? [] : (Models.GetValueOrDefault(model) ?? []).Where(v => v.Version != version);
+        if (ready.Count > 0 || version is null)
         {
-            _unloaded.Remove(model);
+            Models[model] = [.. kept.Concat(ready).OrderBy(v => VersionOrder(v.Version))];
         }
-        else if (_unloaded.TryGetValue(model, out var versions) && versions is not null)
+
+        if (state.State.UnloadedVersions.TryGetValue(model, out var unloaded))
         {
-            var rest = versions.Where(v => v != version).ToArray();
+            var rest = version is null ? [] : unloaded.Where(v => v != version).ToArray();
             if (rest.Length == 0)
             {
-                _unloaded.Remove(model);
+                state.State.UnloadedVersions.Remove(model);
             }
             else
             {
-                _unloaded[model] = rest;
+                state.State.UnloadedVersions[model] = rest;
             }
         }
 
-        return changes;
+        await state.WriteStateAsync();
+
+        // Silos whose file for a version differs from the recorded one refuse it: every silo answers with the same bytes.
+        var record = Models.GetValueOrDefault(model) ?? [];
+        var differing = changes.Where(c => c.Versions.Any(s => s.State == ModelState.Ready && record.Any(r => r.Version == s.Version && r.Sha256 != s.Sha256)))
+            .Select(c => c.Silo).ToHashSet();
+        if (differing.Count == 0)
+        {
+            return changes;
+        }
+
+        var enforced = await Task.WhenAll(_hosts.Where(h => differing.Contains(h.Key)).Select(h => h.Value.EnforceAsync(model, record)));
+        return [.. changes.Where(c => !differing.Contains(c.Silo)), .. enforced];
     }
 
     public async Task<SiloModelChange[]> UnloadAsync(string model, string? version)
     {
-        var changes = await OnEverySiloAsync(h => h.UnloadAsync(model, version));
-        _unloaded[model] = version is null ? null : [.. (_unloaded.GetValueOrDefault(model) ?? []).Append(version).Distinct()];
-        return changes;
+        // Recorded first: a silo that joins while the unload runs must not load what is leaving.
+        if (version is null)
+        {
+            Models[model] = [];
+            state.State.UnloadedVersions.Remove(model);
+        }
+        else
+        {
+            Models[model] = [.. (Models.GetValueOrDefault(model) ?? []).Where(v => v.Version != version)];
+            state.State.UnloadedVersions[model] = [.. (state.State.UnloadedVersions.GetValueOrDefault(model) ?? []).Append(version).Distinct()];
+        }
+
+        await state.WriteStateAsync();
+        return await OnEverySiloAsync(h => h.UnloadAsync(model, version));
     }
 
-    public Task<Dictionary<string, string[]?>> UnloadedAsync() => Task.FromResult(new Dictionary<string, string[]?>(_unloaded));
+    public Task<Dictionary<string, string[]?>> UnloadedAsync()
+    {
+        var unloaded = Models.Where(m => m.Value.Length == 0).ToDictionary(m => m.Key, _ => (string[]?)null);
+        foreach (var (model, versions) in state.State.UnloadedVersions)
+        {
+            unloaded.TryAdd(model, versions);
+        }
 
-    /// <summary>Calls every live silo's host at once; a silo that fails to answer is reported with why.</summary>
+        return Task.FromResult(unloaded);
+    }
+
+    private static long VersionOrder(string version) => long.TryParse(version, out var v) ? v : -1;
+
+    /// <summary>Calls every live silo's host at once; a silo that fails to answer, or has not registered yet, is reported with why.</summary>
     private async Task<SiloModelChange[]> OnEverySiloAsync(Func<IModelHost, Task<SiloModelChange>> change)
     {
         var live = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.Name).ToHashSet();
         foreach (var gone in _hosts.Keys.Where(s => !live.Contains(s)).ToList())
         {
             _hosts.Remove(gone);
+        }
+
+        // Freshly (re)activated, this grain knows the silos that have reported to it since: the others register at their
+        // next report, within one interval. Wait for them rather than skip them (the grain is reentrant: they get in).
+        var deadline = DateTime.UtcNow + reporting.Value.ReportInterval * 1.5;
+        while (live.Any(s => !_hosts.ContainsKey(s)) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+            live.IntersectWith(membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.Name));
         }
 
         var unregistered = live.Where(s => !_hosts.ContainsKey(s))

@@ -95,6 +95,34 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
     }
 
     /// <summary>
+    /// Keeps a version out of service here, with the reason, in place of whatever runtime it had (whose queued images
+    /// finish first): its file differs from the one the cluster serves.
+    /// </summary>
+    public async Task RefuseAsync(ModelVersionDefinition definition, string reason, string? sha256)
+    {
+        var key = (definition.Model.Name, definition.Version);
+        await _changes.WaitAsync();
+        try
+        {
+            var refused = NewRuntime(definition);
+            _runtimes.TryGetValue(key, out var previous);
+            _runtimes[key] = refused;
+            if (previous is not null)
+            {
+                await previous.DisposeAsync();
+            }
+
+            refused.Refuse(reason, sha256); // after the previous runtime's disposal, which sets the shared state gauge to 0
+
+            _logger.LogWarning("Model {Model} version {Version} refused: {Reason}", definition.Model.Name, definition.Version, reason);
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
+    /// <summary>
     /// Stops serving one model version here: it leaves the catalog at once (new requests for it answer "not loaded"),
     /// then the images already queued or running finish, and only then is its session released. Answers false when
     /// the version was not loaded.
@@ -150,7 +178,7 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
 
     public ModelVersionStatus[] Statuses() => _runtimes.Values.Select(r => new ModelVersionStatus(
         r.Model.Name, r.Definition.Version, r.State, r.Provider, r.Model.ToInputSpec(), r.Model.OutputName,
-        r.Model.Labels.Length, r.Model.TopK, r.LoadMs, r.Error, r.Model.IsEmbedding ? "embedding" : "classes", r.OutputLength)).ToArray();
+        r.Model.Labels.Length, r.Model.TopK, r.LoadMs, r.Error, r.Model.IsEmbedding ? "embedding" : "classes", r.OutputLength, r.Sha256)).ToArray();
 
     /// <summary>
     /// ONNX Runtime's environment is process-wide and must be created before any session; at FATAL

@@ -70,6 +70,77 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
         return new(silo.Name, Statuses(model), null);
     }
 
+    /// <summary>
+    /// Brings this silo, as it starts or joins, to what the cluster serves (<paramref name="declared"/>), not to
+    /// whatever its folder holds: versions declared are loaded (a missing folder or a file whose SHA-256 differs from
+    /// the declared one puts the version in error, so every silo answers with the same bytes), versions not declared
+    /// are unloaded, and models unloaded on purpose are not served. Models the cluster has no record of are left as
+    /// loaded from the folder.
+    /// </summary>
+    public async Task ReconcileAsync(IReadOnlyDictionary<string, DeclaredVersion[]> declared)
+    {
+        foreach (var (model, versions) in declared)
+        {
+            var wanted = versions.ToDictionary(v => v.Version, v => v.Sha256);
+            foreach (var leaving in catalog.Runtimes.Where(r => r.Model.Name == model && !wanted.ContainsKey(r.Definition.Version)).ToList())
+            {
+                await catalog.UnloadAsync(model, leaving.Definition.Version);
+            }
+
+            if (wanted.Count == 0)
+            {
+                continue;
+            }
+
+            IReadOnlyList<ModelVersionDefinition> folder;
+            try
+            {
+                folder = ModelRepository.LoadModel(Root, model);
+            }
+            catch (ModelConfigException e)
+            {
+                logger.LogError(e, "The cluster serves model {Model}, but this silo's folder cannot", model);
+                continue;
+            }
+
+            foreach (var (version, sha256) in wanted)
+            {
+                var definition = folder.FirstOrDefault(v => v.Version == version) ?? OutsidePolicy(folder, model, version);
+                if (definition is null || !File.Exists(definition.ModelPath))
+                {
+                    logger.LogError("The cluster serves model {Model} version {Version}, but this silo's folder lacks it", model, version);
+                    continue;
+                }
+
+                var local = await FileSha256Async(definition.ModelPath);
+                if (local != sha256)
+                {
+                    await catalog.RefuseAsync(definition,
+                        $"This silo's model.onnx differs from the one the cluster serves (SHA-256 {local[..12]}... here, {sha256[..12]}... recorded); give every silo the same file.", local);
+                    continue;
+                }
+
+                if (catalog.Find(model, version) is not { State: ModelState.Ready } loaded || loaded.Sha256 != sha256)
+                {
+                    await catalog.LoadAsync(definition);
+                }
+            }
+        }
+    }
+
+    public async Task<SiloModelChange> EnforceAsync(string model, DeclaredVersion[] versions)
+    {
+        await ReconcileAsync(new Dictionary<string, DeclaredVersion[]> { [model] = versions });
+        await ReportAsync();
+        return new(silo.Name, Statuses(model), null);
+    }
+
+    private static async Task<string> FileSha256Async(string path)
+    {
+        await using var file = File.OpenRead(path);
+        return Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(file));
+    }
+
     /// <summary>A version folder outside the version policy, for a load that names it.</summary>
     private ModelVersionDefinition? OutsidePolicy(IReadOnlyList<ModelVersionDefinition> served, string model, string version)
     {

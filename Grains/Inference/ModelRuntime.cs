@@ -70,12 +70,29 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
 
     public double LoadMs { get; private set; }
 
+    /// <summary>The SHA-256 of the model file as loaded (lower-case hex); null before loading or when the file could not be read.</summary>
+    public string? Sha256 { get; private set; }
+
+    /// <summary>Puts a version that must not serve here in the error state without loading it (its file differs from the cluster's).</summary>
+    public void Refuse(string reason, string? sha256)
+    {
+        Sha256 = sha256;
+        Error = reason;
+        State = ModelState.Error;
+        Metrics.State.Set((int)State);
+    }
+
     /// <summary>Creates the backend, warms the whole path and starts the scheduler; on failure the model is put in the error state, never thrown.</summary>
     public void Load(ModelsOptions options)
     {
         var sw = Stopwatch.StartNew();
         try
         {
+            using (var file = File.OpenRead(Definition.ModelPath))
+            {
+                Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(file));
+            }
+
             _backend = ModelBackend.Create(Definition, options, _logger);
             Provider = _backend.Provider;
             MaxBatchSize = _backend.MaxBatchSize;

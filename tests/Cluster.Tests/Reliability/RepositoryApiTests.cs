@@ -20,6 +20,8 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
     private readonly string _repository = Directory.CreateTempSubdirectory("repository-api-").FullName;
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
     private string _gateway = "";
+    private string _clusterId = "";
+    private int _primaryPort;
 
     public async ValueTask InitializeAsync()
     {
@@ -28,10 +30,11 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
         File.Copy(Path.Combine(Repo.Models, Model, "config.json"), Path.Combine(_repository, Model, "config.json"));
         AddVersion("1");
 
-        var clusterId = "repo-" + Guid.NewGuid().ToString("N")[..8];
+        var clusterId = _clusterId = "repo-" + Guid.NewGuid().ToString("N")[..8];
         var (aHttp, aPort, aGateway) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
         var (bHttp, bPort, bGateway) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
         var gatewayHttp = ClusterProcess.FreePort();
+        _primaryPort = aPort;
         var a = _processes.Track(ClusterProcess.StartSilo("silo-a", aHttp, aPort, aGateway, aPort, clusterId, _repository));
         await a.WaitUntilOkAsync(_http, $"http://127.0.0.1:{aHttp}/readyz", TimeSpan.FromSeconds(90));
         var b = _processes.Track(ClusterProcess.StartSilo("silo-b", bHttp, bPort, bGateway, aPort, clusterId, _repository));
@@ -143,6 +146,37 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.DoesNotContain(_repository, error, StringComparison.Ordinal);
         Assert.Equal("2", (await PredictAsync(61_002)).Version);
 
+        // A silo that joins now serves what the cluster serves (version 2), not what its folder holds (1, 2 and 3).
+        var (_, joined) = await StartSiloAsync("silo-c", _repository);
+        Assert.Equal(["2:ready"], joined);
+
+        // A silo whose copy of version 2 differs (one more field in the file: a valid model, other bytes) refuses it.
+        var other = Directory.CreateTempSubdirectory("repository-other-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(other, Model, "2"));
+            File.Copy(Path.Combine(_repository, Model, "config.json"), Path.Combine(other, Model, "config.json"));
+            await File.WriteAllBytesAsync(Path.Combine(other, Model, "2", "model.onnx"), [.. await File.ReadAllBytesAsync(Repo.DefaultModelFile), 0xA2, 0x06, 0x01, 0x00]);
+            var (process, differing) = await StartSiloAsync("silo-d", other);
+            Assert.Equal(["2:error"], differing);
+            var reason = (await SiloVersionsAsync("silo-d")).Single().Error;
+            Assert.Contains("differs from the one the cluster serves", reason, StringComparison.Ordinal);
+
+            // A load applies the same rule: the differing silo refuses, names itself, and the others serve.
+            var reload = await RepositoryAsync("load");
+            Assert.Equal(HttpStatusCode.BadRequest, reload.Status);
+            Assert.Contains("silo-d: version 2: This silo's model.onnx differs", reload.Body, StringComparison.Ordinal);
+            Assert.Equal("2", (await PredictAsync(61_005)).Version);
+
+            // It leaves gracefully (SIGTERM), and the cluster carries on without it.
+            process.Terminate();
+            Assert.Equal(0, await process.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        }
+        finally
+        {
+            Directory.Delete(other, recursive: true);
+        }
+
         await stop.CancelAsync();
         await Task.WhenAll(clients);
         var all = outcomes.ToList();
@@ -158,9 +192,11 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
 
         // The whole model unloaded: unknown to the gateway; loaded again: served again.
         Directory.Delete(Path.Combine(_repository, Model, "3"), recursive: true);
-        Assert.Equal(HttpStatusCode.OK, (await RepositoryAsync("unload")).Status);
+        var unloadAll = await RepositoryAsync("unload");
+        Assert.True(unloadAll.Status == HttpStatusCode.OK, unloadAll.Body);
         await WaitUntilAsync(async () => (await PredictAsync(61_003)).Status == HttpStatusCode.NotFound, "the model kept answering after its unload");
-        Assert.Equal(HttpStatusCode.OK, (await RepositoryAsync("load")).Status);
+        var loadAgain = await RepositoryAsync("load");
+        Assert.True(loadAgain.Status == HttpStatusCode.OK, loadAgain.Body);
         await WaitUntilAsync(async () => (await PredictAsync(61_004)).Status == HttpStatusCode.OK, "the model did not answer after it was loaded again");
     }
 
@@ -174,6 +210,31 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
 
         Assert.Equal(status, (int)code);
         Assert.False(string.IsNullOrWhiteSpace(JsonDocument.Parse(text).RootElement.GetProperty("error").GetString()));
+    }
+
+    private sealed record SiloVersion(string Version, string State, string? Error);
+
+    /// <summary>The model's versions on one silo, as the gateway's <c>/models</c> lists them.</summary>
+    private async Task<List<SiloVersion>> SiloVersionsAsync(string silo)
+    {
+        var model = await (await _http.GetAsync($"{_gateway}/models/{Model}")).JsonAsync();
+        return [.. model.GetProperty("versions").EnumerateArray().SelectMany(v => v.GetProperty("silos").EnumerateArray()
+            .Where(s => s.GetProperty("silo").GetString() == silo)
+            .Select(s => new SiloVersion(v.GetProperty("version").GetString()!, s.GetProperty("state").GetString()!,
+                s.GetProperty("error").ValueKind == JsonValueKind.String ? s.GetProperty("error").GetString() : null)))];
+    }
+
+    /// <summary>Starts a silo in the cluster and answers its versions of the model ("2:ready") once it has reported them.</summary>
+    private async Task<(ClusterProcess Process, string[] Versions)> StartSiloAsync(string name, string repository)
+    {
+        var (http, port, gateway) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
+        var silo = _processes.Track(ClusterProcess.StartSilo(name, http, port, gateway, _primaryPort, _clusterId, repository));
+        await silo.WaitUntilOkAsync(_http, $"http://127.0.0.1:{http}/healthz", TimeSpan.FromSeconds(90));
+        string[] versions = [];
+        await WaitUntilAsync(async () => (versions = [.. (await SiloVersionsAsync(name)).Select(v => $"{v.Version}:{v.State}").Order()]).Length > 0
+            && versions.All(v => !v.EndsWith(":not_ready", StringComparison.Ordinal)), $"{name} never reported its versions");
+        await Task.Delay(TimeSpan.FromSeconds(1)); // one more refresh: nothing left over from its folder
+        return (silo, [.. (await SiloVersionsAsync(name)).Select(v => $"{v.Version}:{v.State}").Order()]);
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string failure)
