@@ -36,7 +36,12 @@ public sealed class ModelGrain(
 
     private readonly LruCache<ImageHash, float[]> _cache = new(cacheOptions.Value.Capacity, p => EntryOverheadBytes + p.Length * sizeof(float));
     private readonly Dictionary<ImageHash, SharedRun> _inFlight = [];
-    private ModelRuntime? _runtime;
+    /// <summary>
+    /// Which load of the model version this shard serves (<see cref="ModelRuntime.Generation"/>). Not the runtime
+    /// itself: the catalog is asked on every request, so a shard left idle after an unload holds nothing of the
+    /// unloaded version (ten resnet18 load and unload cycles otherwise kept megabytes each until idle collection).
+    /// </summary>
+    private long _generation;
     private string _model = "";
     private string _version = "";
     private int _shard;
@@ -50,6 +55,7 @@ public sealed class ModelGrain(
         // Keys come from callers: only the gateway's (model, version, shard below the shard count) may hold state
         // here. Anything else answers an error and goes away, so made-up keys cannot pile up activations.
         var key = this.GetPrimaryKeyString();
+        ModelRuntime? found = null;
         if (!ModelGrainKey.TryParse(key, out var parsed))
         {
             _refusal = new(PredictionErrorKind.ModelUnavailable, "This is not a ModelGrain key of the form model/version/shard.");
@@ -59,7 +65,7 @@ public sealed class ModelGrain(
             _refusal = new(PredictionErrorKind.ModelUnavailable,
                 $"Shard {parsed.Shard} is outside this silo's {sharding.Value.ShardCount} shards (Cluster:ShardCount); the cluster's shard count is changing, retry shortly.");
         }
-        else if ((_runtime = catalog.Find(parsed.Model, parsed.Version)) is null)
+        else if ((found = catalog.Find(parsed.Model, parsed.Version)) is null)
         {
             _refusal = new(PredictionErrorKind.ModelNotFound, $"Model {parsed.Model} version {parsed.Version} is not in this silo's model repository.");
         }
@@ -70,6 +76,7 @@ public sealed class ModelGrain(
         }
 
         (_model, _version, _shard) = parsed;
+        _generation = found!.Generation;
         _statistics = () => _cache.Statistics;
         siloStatistics.Register(key, _statistics);
         return Task.CompletedTask;
@@ -87,19 +94,19 @@ public sealed class ModelGrain(
 
     public async Task<PredictionReply> PredictAsync(PredictionRequest request, CancellationToken cancellationToken = default)
     {
-        var runtime = _runtime;
-        if (runtime is null || _refusal is not null)
+        if (_refusal is not null)
         {
             this.DeactivateOnIdle();
             return new PredictionReply(null, _refusal);
         }
 
-        if (catalog.Find(_model, _version) is var current && !ReferenceEquals(current, runtime))
+        var runtime = catalog.Find(_model, _version);
+        if (runtime?.Generation != _generation)
         {
             // Unloaded, or loaded anew, since this shard activated: it leaves with its cache, whose answers came from
             // the session that is gone; a retry activates it against what is served now.
             this.DeactivateOnIdle();
-            return current is null
+            return runtime is null
                 ? PredictionReply.Fail(PredictionErrorKind.ModelNotFound, $"Model {_model} version {_version} is not loaded on this silo.")
                 : PredictionReply.Fail(PredictionErrorKind.Relocating, $"Model {_model} version {_version} was loaded anew on this silo; retry.");
         }
@@ -107,7 +114,7 @@ public sealed class ModelGrain(
         if (runtime.State != ModelState.Ready && availability.IsReadyElsewhere(_model, _version))
         {
             // Placed here on stale knowledge, or the model failed here since: leave, so the retry lands where it is ready.
-            return Relocate();
+            return Relocate(runtime);
         }
 
         var metrics = runtime.Metrics;
@@ -192,7 +199,7 @@ public sealed class ModelGrain(
         // The model failed here while it runs elsewhere (a run-time failure): the caller retries there, the shard follows.
         if (outcome.Error?.Kind == PredictionErrorKind.ModelUnavailable && availability.IsReadyElsewhere(_model, _version))
         {
-            return Relocate();
+            return Relocate(runtime);
         }
 
         // A caller that left is nobody's error: its (unread) answer is not counted as one.
@@ -209,9 +216,9 @@ public sealed class ModelGrain(
     /// on a silo where the model is ready. While the model is still in service here (a failed run or two), the retry
     /// comes back to this shard.
     /// </summary>
-    private PredictionReply Relocate()
+    private PredictionReply Relocate(ModelRuntime runtime)
     {
-        if (_runtime?.State != ModelState.Ready)
+        if (runtime.State != ModelState.Ready)
         {
             // Moved, not deactivated: the shard takes its cache along, and lands where this silo knows the model is
             // ready now, rather than where another silo's older report might place a fresh activation.

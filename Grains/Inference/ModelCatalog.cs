@@ -138,6 +138,7 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
             }
 
             await runtime.DisposeAsync();
+            MemoryRelease.AfterUnload();
             _logger.LogInformation("Model {Model} version {Version} unloaded", model, version);
             _ = RetireSeriesAsync(model, version, runtime.Provider);
             return true;

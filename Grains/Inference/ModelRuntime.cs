@@ -54,6 +54,11 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
 
     public ModelVersionDefinition Definition { get; }
 
+    private static long s_generations;
+
+    /// <summary>Tells this load of the version from any other on this silo (a reload makes a new runtime).</summary>
+    public long Generation { get; } = Interlocked.Increment(ref s_generations);
+
     public ModelDefinition Model => Definition.Model;
 
     public ImagePreprocessor Preprocessor { get; }
