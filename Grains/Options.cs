@@ -17,6 +17,14 @@ public sealed class ModelsOptions
     [Required, RegularExpression("^(auto|cpu|cuda)$", ErrorMessage = "Models:Device must be auto, cpu or cuda.")]
     public string Device { get; set; } = "auto";
 
+    /// <summary>
+    /// Who changes the served models, as Triton's model control modes: <c>explicit</c> (the default) serves the folder
+    /// at the cluster's first start and then follows the repository API; <c>none</c> serves the folder and refuses
+    /// the API's loads and unloads, for clusters whose models change only by redeploying.
+    /// </summary>
+    [Required, RegularExpression("^(none|explicit)$", ErrorMessage = "Models:ControlMode must be none or explicit.")]
+    public string ControlMode { get; set; } = "explicit";
+
     /// <summary>The CUDA device ordinal used when the device is <c>cuda</c> or <c>auto</c>.</summary>
     [Range(0, 64)]
     public int GpuDeviceId { get; set; }

@@ -93,6 +93,7 @@ public sealed class ModelRepositoryGrain(
     public async Task<SiloModelChange[]> UnloadAsync(string model, string? version)
     {
         // Recorded first: a silo that joins while the unload runs must not load what is leaving.
+        var (previousVersions, previousUnloaded) = (Models.GetValueOrDefault(model), state.State.UnloadedVersions.GetValueOrDefault(model));
         if (version is null)
         {
             Models[model] = [];
@@ -105,7 +106,29 @@ public sealed class ModelRepositoryGrain(
         }
 
         await state.WriteStateAsync();
-        return await OnEverySiloAsync(h => h.UnloadAsync(model, version));
+        var changes = await OnEverySiloAsync(h => h.UnloadAsync(model, version));
+        if (changes.Length > 0 && changes.All(c => c.Error is not null))
+        {
+            // No silo applied it (all refused, Models:ControlMode none): the record stays as it was.
+            Restore(Models, model, previousVersions);
+            Restore(state.State.UnloadedVersions, model, previousUnloaded);
+            await state.WriteStateAsync();
+        }
+
+        return changes;
+    }
+
+    private static void Restore<T>(Dictionary<string, T> map, string key, T? previous)
+        where T : class
+    {
+        if (previous is null)
+        {
+            map.Remove(key);
+        }
+        else
+        {
+            map[key] = previous;
+        }
     }
 
     public Task<Dictionary<string, string[]?>> UnloadedAsync()

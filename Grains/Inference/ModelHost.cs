@@ -17,8 +17,18 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
 {
     private string Root => options.Value.Repository;
 
+    /// <summary>Set when <c>Models:ControlMode</c> is <c>none</c>: the answer to every load and unload.</summary>
+    private string? Refusal => options.Value.ControlMode == "none"
+        ? $"Silo {silo.Name} has Models:ControlMode none: it serves its folder and refuses loads and unloads."
+        : null;
+
     public async Task<SiloModelChange> LoadAsync(string model, string? version)
     {
+        if (Refusal is { } refusal)
+        {
+            return new(silo.Name, Statuses(model), refusal);
+        }
+
         IReadOnlyList<ModelVersionDefinition> wanted;
         try
         {
@@ -61,6 +71,11 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
 
     public async Task<SiloModelChange> UnloadAsync(string model, string? version)
     {
+        if (Refusal is { } refusal)
+        {
+            return new(silo.Name, Statuses(model), refusal);
+        }
+
         foreach (var runtime in catalog.Runtimes.Where(r => r.Model.Name == model && (version is null || r.Definition.Version == version)).ToList())
         {
             await catalog.UnloadAsync(model, runtime.Definition.Version);
@@ -79,6 +94,11 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
     /// </summary>
     public async Task ReconcileAsync(IReadOnlyDictionary<string, DeclaredVersion[]> declared)
     {
+        if (Refusal is not null)
+        {
+            return; // Models:ControlMode none: the folder, as it is, is what this silo serves.
+        }
+
         foreach (var (model, versions) in declared)
         {
             var wanted = versions.ToDictionary(v => v.Version, v => v.Sha256);
