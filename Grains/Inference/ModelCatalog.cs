@@ -55,7 +55,18 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
     {
         foreach (var runtime in _runtimes.Values)
         {
-            runtime.Load(_options);
+            Load(runtime);
+        }
+    }
+
+    /// <summary>Loads and warms one runtime, observing the whole time in <c>model_load_duration_seconds</c> when it succeeds.</summary>
+    private void Load(ModelRuntime runtime)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        runtime.Load(_options);
+        if (runtime.State == ModelState.Ready)
+        {
+            _metrics.ModelLoad.WithLabels(runtime.Model.Name).Observe(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
     }
 
@@ -79,7 +90,7 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
             }
 
             var runtime = NewRuntime(definition);
-            await Task.Run(() => runtime.Load(_options), CancellationToken.None);
+            await Task.Run(() => Load(runtime), CancellationToken.None);
             if (_runtimes.TryGetValue(key, out var failed))
             {
                 await failed.DisposeAsync();
@@ -156,7 +167,7 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
     /// </summary>
     public TimeSpan UnloadedSeriesLifetime { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Removes an unloaded version's state, provider and load-time series, unless it was loaded again meanwhile.</summary>
+    /// <summary>Removes an unloaded version's state and provider series, unless it was loaded again meanwhile.</summary>
     private async Task RetireSeriesAsync(string model, string version, string provider)
     {
         await Task.Delay(UnloadedSeriesLifetime);
@@ -167,7 +178,6 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
             if (!_runtimes.ContainsKey((model, version)))
             {
                 _metrics.ModelState.RemoveLabelled(model, version);
-                _metrics.ModelLoad.RemoveLabelled(model, version);
                 _metrics.ModelProvider.RemoveLabelled(model, version, provider, _options.Device);
             }
         }

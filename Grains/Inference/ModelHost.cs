@@ -13,8 +13,18 @@ namespace Classifier.Grains.Inference;
 /// catalog to the versions its version policy selects, loading new versions beside the served ones before letting
 /// leaving versions drain. Registered with the repository grain at every report.
 /// </summary>
-public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> options, ILocalSiloDetails silo, IServiceProvider services, ILogger<ModelHost> logger) : IModelHost
+public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> options, ILocalSiloDetails silo, IServiceProvider services, Telemetry.SiloMetrics metrics, ILogger<ModelHost> logger) : IModelHost
 {
+    /// <summary>Counts the change in <c>model_repository_operations_total</c> and answers it.</summary>
+    private SiloModelChange Counted(string operation, SiloModelChange change, string? version)
+    {
+        var outcome = change.Error is not null ? "refused"
+            : operation == "load" && change.Versions.Any(s => (version is null || s.Version == version) && s.State != ModelState.Ready) ? "failure"
+            : "success";
+        metrics.RepositoryOperations.WithLabels(operation, outcome).Inc();
+        return change;
+    }
+
     private string Root => options.Value.Repository;
 
     /// <summary>Set when <c>Models:ControlMode</c> is <c>none</c>: the answer to every load and unload.</summary>
@@ -26,7 +36,7 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
     {
         if (Refusal is { } refusal)
         {
-            return new(silo.Name, Statuses(model), refusal);
+            return Counted("load", new(silo.Name, Statuses(model), refusal), version);
         }
 
         IReadOnlyList<ModelVersionDefinition> wanted;
@@ -36,7 +46,7 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
         }
         catch (ModelConfigException e)
         {
-            return Refused(model, e);
+            return Counted("load", Refused(model, e), version);
         }
 
         if (version is not null)
@@ -45,7 +55,7 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
             var definition = wanted.FirstOrDefault(v => v.Version == version) ?? OutsidePolicy(wanted, model, version);
             if (definition is null)
             {
-                return new(silo.Name, Statuses(model), $"Model {model} has no version folder {version} on silo {silo.Name}.");
+                return Counted("load", new(silo.Name, Statuses(model), $"Model {model} has no version folder {version} on silo {silo.Name}."), version);
             }
 
             await catalog.LoadAsync(definition);
@@ -66,14 +76,14 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
         }
 
         await ReportAsync();
-        return new(silo.Name, Statuses(model), null);
+        return Counted("load", new(silo.Name, Statuses(model), null), version);
     }
 
     public async Task<SiloModelChange> UnloadAsync(string model, string? version)
     {
         if (Refusal is { } refusal)
         {
-            return new(silo.Name, Statuses(model), refusal);
+            return Counted("unload", new(silo.Name, Statuses(model), refusal), version);
         }
 
         foreach (var runtime in catalog.Runtimes.Where(r => r.Model.Name == model && (version is null || r.Definition.Version == version)).ToList())
@@ -82,7 +92,7 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
         }
 
         await ReportAsync();
-        return new(silo.Name, Statuses(model), null);
+        return Counted("unload", new(silo.Name, Statuses(model), null), version);
     }
 
     /// <summary>

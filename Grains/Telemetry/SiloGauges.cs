@@ -23,7 +23,6 @@ public sealed class SiloGauges : ILifecycleParticipant<ISiloLifecycle>
             {
                 var (model, version) = (runtime.Model.Name, runtime.Definition.Version);
                 runtime.Metrics.State.Set((int)runtime.State);
-                metrics.ModelLoad.WithLabels(model, version).Set(runtime.LoadMs / 1000);
                 if (runtime.Provider != "none")
                 {
                     metrics.ModelProvider.WithLabels(model, version, runtime.Provider, requested).Set(1);

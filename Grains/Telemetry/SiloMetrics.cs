@@ -54,7 +54,11 @@ public sealed class SiloMetrics
         Rejections = f.CreateCounter("inference_rejections_total",
             "Images this silo's scheduler answered without running, by reason: queue_full (batching.maxQueueSize reached), timeout (waited past batching.queueTimeoutMicroseconds), cancelled (the caller left).",
             "model", "version", "reason");
-        ModelLoad = f.CreateGauge("model_load_duration_seconds", "Time taken to create this model version's ONNX Runtime session, in seconds.", ModelLabels);
+        ModelLoad = f.CreateHistogram("model_load_duration_seconds", "Time taken to load a model version on this silo: session creation and warm-up, in seconds; loads that failed are not observed.",
+            new HistogramConfiguration { LabelNames = ["model"], Buckets = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120] });
+        RepositoryOperations = f.CreateCounter("model_repository_operations_total",
+            "Loads and unloads the repository API asked of this silo, by outcome: success, failure (a version did not become ready), refused (Models:ControlMode none, or the folder cannot serve it).",
+            "operation", "outcome");
         SystemCpu = f.CreateGauge("system_cpu_percent", "Whole-machine CPU use, 0 to 100, over the last sampling interval.");
         SystemMemory = f.CreateGauge("system_memory_percent", "Whole-machine memory in use (total - available), 0 to 100.");
         ProcessMemory = f.CreateGauge("process_memory_bytes", "This process's memory in bytes: rss (resident) or vms (virtual).", "type");
@@ -103,7 +107,9 @@ public sealed class SiloMetrics
 
     public Gauge ModelProvider { get; }
 
-    public Gauge ModelLoad { get; }
+    public Histogram ModelLoad { get; }
+
+    public Counter RepositoryOperations { get; }
 
     public Gauge GpuDevices { get; }
 

@@ -22,6 +22,7 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
     private string _gateway = "";
     private string _clusterId = "";
     private int _primaryPort;
+    private string _siloA = "";
 
     public async ValueTask InitializeAsync()
     {
@@ -35,6 +36,7 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
         var (bHttp, bPort, bGateway) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
         var gatewayHttp = ClusterProcess.FreePort();
         _primaryPort = aPort;
+        _siloA = $"http://127.0.0.1:{aHttp}";
         var a = _processes.Track(ClusterProcess.StartSilo("silo-a", aHttp, aPort, aGateway, aPort, clusterId, _repository));
         await a.WaitUntilOkAsync(_http, $"http://127.0.0.1:{aHttp}/readyz", TimeSpan.FromSeconds(90));
         var b = _processes.Track(ClusterProcess.StartSilo("silo-b", bHttp, bPort, bGateway, aPort, clusterId, _repository));
@@ -189,6 +191,13 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
         Directory.CreateDirectory(Path.Combine(Repo.Root, ".run"));
         await File.AppendAllTextAsync(Path.Combine(Repo.Root, ".run", "repository-api.txt"), $"{DateTime.UtcNow:O} {summary}\n");
         Assert.True(failed.Count == 0, $"{summary}; e.g. {failed.FirstOrDefault()}");
+
+        // The silo counted what it was asked and how long its loads took.
+        var metrics = await _http.GetStringAsync(_siloA + "/metrics");
+        Assert.Matches(@"model_repository_operations_total\{operation=""load"",outcome=""success""\} [1-9]", metrics);
+        Assert.Matches(@"model_repository_operations_total\{operation=""load"",outcome=""failure""\} [1-9]", metrics);
+        Assert.Matches(@"model_repository_operations_total\{operation=""unload"",outcome=""success""\} [1-9]", metrics);
+        Assert.Matches(@"model_load_duration_seconds_count\{model=""text-orientation""\} [2-9]", metrics); // at start, then version 2
 
         // The whole model unloaded: unknown to the gateway; loaded again: served again.
         Directory.Delete(Path.Combine(_repository, Model, "3"), recursive: true);
