@@ -59,8 +59,9 @@ public interface IModelRepositoryGrain : IGrainWithIntegerKey
 
     /// <summary>
     /// Registers (or renews) a silo's host; silos renew at every report, so a reactivated grain relearns them. The
-    /// silo's ready versions of models the cluster has no record of yet become the record (the first start of a
-    /// cluster serves its folders). Answers what the cluster serves, for a silo that starts or joins to load exactly that.
+    /// silo's ready versions the cluster has never seen join the record (the first start of a cluster serves its
+    /// folders; a roll-out adding a version serves it); versions unloaded on purpose do not. Answers what the cluster
+    /// serves, for a silo that starts or joins to load exactly that.
     /// </summary>
     [Alias("Register")]
     Task<Dictionary<string, DeclaredVersion[]>> RegisterAsync(string silo, IModelHost host, ModelVersionStatus[] served);

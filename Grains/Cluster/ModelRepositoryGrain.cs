@@ -29,11 +29,14 @@ public sealed class ModelRepositoryGrain(
     public async Task<Dictionary<string, DeclaredVersion[]>> RegisterAsync(string silo, IModelHost host, ModelVersionStatus[] served)
     {
         _hosts[silo] = host;
-        var adopted = served.Where(s => s.State == ModelState.Ready && s.Sha256 is not null && !Models.ContainsKey(s.Model))
-            .GroupBy(s => s.Model).ToList();
-        foreach (var model in adopted)
+
+        // Versions the cluster has never seen become part of the record, as at the cluster's first start: a roll-out
+        // of an image with a new version serves it. What was unloaded on purpose (a whole model, or one version)
+        // stays unloaded, and recorded versions keep their recorded file.
+        var adopted = served.Where(s => s.State == ModelState.Ready && s.Sha256 is not null && IsNew(s.Model, s.Version)).ToList();
+        foreach (var status in adopted)
         {
-            Models[model.Key] = [.. model.Select(s => new DeclaredVersion(s.Version, s.Sha256!)).OrderBy(v => VersionOrder(v.Version))];
+            Models[status.Model] = [.. (Models.GetValueOrDefault(status.Model) ?? []).Append(new DeclaredVersion(status.Version, status.Sha256!)).OrderBy(v => VersionOrder(v.Version))];
         }
 
         if (adopted.Count > 0)
@@ -141,6 +144,11 @@ public sealed class ModelRepositoryGrain(
 
         return Task.FromResult(unloaded);
     }
+
+    private bool IsNew(string model, string version) =>
+        Models.GetValueOrDefault(model) is not { Length: 0 }
+        && Models.GetValueOrDefault(model)?.Any(v => v.Version == version) != true
+        && state.State.UnloadedVersions.GetValueOrDefault(model)?.Contains(version) != true;
 
     private static long VersionOrder(string version) => long.TryParse(version, out var v) ? v : -1;
 
