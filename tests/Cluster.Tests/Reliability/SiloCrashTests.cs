@@ -21,7 +21,7 @@ public sealed class SiloCrashTests(RedisClusterFixture cluster, ITestOutputHelpe
         // The crash test in this class stops a silo; tests run in any order, so check what formed first.
         Assert.Equal(RedisClusterFixture.SiloCount, cluster.SilosSeenAtStart);
 
-        var served = new List<string>();
+        var served = new HashSet<string>();
         for (var i = 0; i < 30; i++)
         {
             using var response = await cluster.Http.PostAsync(cluster.GatewayUrl + "/predict", HttpHelpers.Raw(TextImages.Numbered(8000 + i), "image/png"));
@@ -29,11 +29,8 @@ public sealed class SiloCrashTests(RedisClusterFixture cluster, ITestOutputHelpe
             served.Add((await response.JsonAsync()).GetProperty("silo").GetString()!);
         }
 
-        // Fresh shards spread over every silo, whatever the activation statistics say: none holds more than half.
-        var bySilo = served.GroupBy(s => s).ToDictionary(g => g.Key, g => g.Count());
-        var spread = string.Join(", ", bySilo.Select(p => $"{p.Key}: {p.Value}"));
-        Assert.True(bySilo.Count == RedisClusterFixture.SiloCount, $"30 distinct images were served by {spread}");
-        Assert.True(bySilo.Values.Max() <= 15, $"one silo took more than half of 30 distinct images: {spread}");
+        // The crash test may have run first and killed a silo: how evenly shards spread is checked there, before its kill.
+        Assert.True(served.Count >= 2, $"only {string.Join(", ", served)} served 30 distinct images");
     }
 
     [Fact]
@@ -66,6 +63,13 @@ public sealed class SiloCrashTests(RedisClusterFixture cluster, ITestOutputHelpe
         File.AppendAllText(Path.Combine(Repo.Root, ".run", "silo-crash.txt"), $"{DateTime.UtcNow:O} {summary}\n");
 
         Assert.True(beforeKill.Count > 50 && beforeKill.All(o => o.Status == 200), "the cluster was not serving cleanly before the kill");
+
+        // Before the kill, shards spread over all three silos (placement is shard mod ready silos, whatever the
+        // activation statistics say): every silo answers some of the distinct images, none more than half.
+        var imagesBySilo = beforeKill.GroupBy(o => o.Silo!).ToDictionary(g => g.Key, g => g.Select(o => o.Image).Distinct().Count());
+        var spread = string.Join(", ", imagesBySilo.Select(p => $"{p.Key}: {p.Value}"));
+        Assert.True(imagesBySilo.Count == RedisClusterFixture.SiloCount, $"before the kill, distinct images were served by {spread}");
+        Assert.True(imagesBySilo.Values.Max() * 2 <= imagesBySilo.Values.Sum(), $"before the kill, one silo served more than half of the distinct images: {spread}");
         Assert.NotEmpty(victimImages);
         Assert.True(failures.Count <= AllowedFailures, $"{failures.Count} requests failed after the kill:\n{string.Join("\n", failures.Take(10))}\n{cluster.Logs()}");
         // Calls caught by the crash are retried when membership declares the silo dead, not at the 10 s call timeout.
