@@ -53,7 +53,10 @@ public sealed class ClusterReporter(
     private async Task Stop(CancellationToken cancellationToken)
     {
         await _stopping.CancelAsync();
-        await Task.WhenAll(_loop, _catchUp).WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+
+        // Bounded: a report or view fetch in flight may wait on a grain whose silo is leaving too (up to the response
+        // timeout); the loops are background work, and shutting down must not wait 30 s for them.
+        await Task.WhenAll(_loop, _catchUp).WaitAsync(TimeSpan.FromSeconds(3), cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     /// <summary>
