@@ -62,8 +62,7 @@ public static class RepositoryApi
 
         return Results.Json(entries
             .Where(e => !readyOnly || e.State == "READY")
-            .OrderBy(e => e.Name, StringComparer.Ordinal).ThenBy(e => long.TryParse(e.Version, out var v) ? v : -1)
-            .Select(e => new { name = e.Name, version = e.Version, state = e.State, reason = e.Reason }));
+            .OrderBy(e => e.Name, StringComparer.Ordinal).ThenBy(e => long.TryParse(e.Version, out var v) ? v : -1));
     }
 
     public static Task<IResult> LoadAsync(string name, HttpRequest request, IClusterClient client, ClusterView cluster, CancellationToken cancellationToken) =>

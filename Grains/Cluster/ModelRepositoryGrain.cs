@@ -59,12 +59,15 @@ public sealed class ModelRepositoryGrain(
             .GroupBy(s => s.Version)
             .Select(g => new DeclaredVersion(g.Key, g.GroupBy(s => s.Sha256!).OrderByDescending(h => h.Count()).First().Key))
             .ToList();
-        var kept = version is null ? [] : (Models.GetValueOrDefault(model) ?? []).Where(v => v.Version != version);
-        if (ready.Count > 0 || version is null)
+        if (ready.Count == 0)
         {
-            Models[model] = [.. kept.Concat(ready).OrderBy(v => VersionOrder(v.Version))];
+            // Nothing loaded anywhere (no such folder, a broken config, a broken version): the record stays as it was,
+            // as the silos' previous versions keep serving.
+            return changes;
         }
 
+        var kept = version is null ? [] : (Models.GetValueOrDefault(model) ?? []).Where(v => v.Version != version);
+        Models[model] = [.. kept.Concat(ready).OrderBy(v => VersionOrder(v.Version))];
         if (state.State.UnloadedVersions.TryGetValue(model, out var unloaded))
         {
             var rest = version is null ? [] : unloaded.Where(v => v != version).ToArray();

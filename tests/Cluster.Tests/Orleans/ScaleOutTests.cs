@@ -10,14 +10,10 @@ public sealed class ScaleOutTests(SingleSiloClusterFixture fixture, ITestOutputH
     [Fact]
     public async Task ANewSiloReceivesAFairShareOfActiveShardsWithTheirCaches()
     {
-        var images = Enumerable.Range(0, 24).Select(i => TextImages.Numbered(13000 + i)).ToArray();
-        foreach (var image in images)
-        {
-            await fixture.ClassifyAsync(image, shardCount: 64);
-        }
+        var images = await ScaleOut.AnswerAsync(fixture, first: 13000, count: 24);
 
         var original = fixture.Cluster.Silos[0];
-        var shards = original.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+        var shards = ScaleOut.Shards(original.ServiceProvider);
         var joined = await fixture.Cluster.StartAdditionalSiloAsync();
         var onNew = 0;
         var rounds = 0;
@@ -29,7 +25,7 @@ public sealed class ScaleOutTests(SingleSiloClusterFixture fixture, ITestOutputH
             }
 
             await Task.Delay(250);
-            onNew = joined.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+            onNew = ScaleOut.Shards(joined.ServiceProvider);
         }
 
         // The loop stops at a fair share, possibly with more migrations still on their way; let them land
@@ -40,8 +36,8 @@ public sealed class ScaleOutTests(SingleSiloClusterFixture fixture, ITestOutputH
         for (var poll = 0; poll < 40 && settled < 2; poll++)
         {
             await Task.Delay(250);
-            var onNewNow = joined.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
-            var onOriginal = original.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+            var onNewNow = ScaleOut.Shards(joined.ServiceProvider);
+            var onOriginal = ScaleOut.Shards(original.ServiceProvider);
             settled = onNewNow == onNew && onNewNow + onOriginal == shards ? settled + 1 : 0;
             onNew = onNewNow;
         }
@@ -69,14 +65,10 @@ public sealed class ScaleOutUnderLoadTests(SingleSiloClusterFixture fixture, ITe
     [Fact]
     public async Task ShardsMigratedWhileServingKeepAnsweringFromCache()
     {
-        var images = Enumerable.Range(0, 40).Select(i => TextImages.Numbered(15000 + i)).ToArray();
-        foreach (var image in images)
-        {
-            await fixture.ClassifyAsync(image, shardCount: 64);
-        }
+        var images = await ScaleOut.AnswerAsync(fixture, first: 15000, count: 40);
 
         var original = fixture.Cluster.Silos[0];
-        var shards = original.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+        var shards = ScaleOut.Shards(original.ServiceProvider);
 
         // Clients that only ever ask for images already answered: every answer should come from a cache.
         using var stop = new CancellationTokenSource();
@@ -100,8 +92,8 @@ public sealed class ScaleOutUnderLoadTests(SingleSiloClusterFixture fixture, ITe
             }
 
             await Task.Delay(250);
-            var onNewNow = joined.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
-            var onOriginal = original.ServiceProvider.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
+            var onNewNow = ScaleOut.Shards(joined.ServiceProvider);
+            var onOriginal = ScaleOut.Shards(original.ServiceProvider);
             settled = onNewNow == onNew && onNewNow >= shards / 2 - 2 && onNewNow + onOriginal == shards ? settled + 1 : 0;
             onNew = onNewNow;
         }
@@ -123,4 +115,21 @@ public sealed class ScaleOutUnderLoadTests(SingleSiloClusterFixture fixture, ITe
         Assert.True(movedImages > 0, "no image was answered by the new silo during the run");
         Assert.True(cold.Length == 0, summary);
     }
+}
+
+/// <summary>What both scale-out tests do: answer distinct images once (caching them), and count a silo's shards.</summary>
+internal static class ScaleOut
+{
+    public static async Task<byte[][]> AnswerAsync(ClusterFixture fixture, int first, int count)
+    {
+        var images = Enumerable.Range(0, count).Select(i => TextImages.Numbered(first + i)).ToArray();
+        foreach (var image in images)
+        {
+            await fixture.ClassifyAsync(image, shardCount: 64);
+        }
+
+        return images;
+    }
+
+    public static int Shards(IServiceProvider silo) => silo.GetRequiredService<SiloCacheStatistics>().LiveGrainKeys().Length;
 }

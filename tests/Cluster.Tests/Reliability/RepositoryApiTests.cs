@@ -255,6 +255,22 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
         return (silo, [.. (await SiloVersionsAsync(name)).Select(v => $"{v.Version}:{v.State}").Order()]);
     }
 
+    [Theory]
+    [InlineData("Bad..Name", "", 400, "not a model name")]
+    [InlineData("no-such-model", "", 400, "has no folder 'no-such-model'")]
+    [InlineData("text-orientation", "big", 413, "at most 64 KiB")]
+    public async Task BadModelNamesUnknownModelsAndOversizedBodiesGetAnErrorThatSaysWhy(string model, string body, int status, string says)
+    {
+        var content = body == "big" ? new string(' ', 70 * 1024) + "{}" : body;
+        using var response = await _http.PostAsync($"{_gateway}/v2/repository/models/{model}/load", new StringContent(content, Encoding.UTF8, "application/json"));
+        var error = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString()!;
+
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Contains(says, error, StringComparison.Ordinal);
+        Assert.DoesNotContain(_repository, error, StringComparison.Ordinal);
+        Assert.All(await IndexAsync(), e => Assert.Equal(Model, e.Name)); // a failed load records nothing
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, string failure)
     {
         for (var i = 0; i < 160; i++)
