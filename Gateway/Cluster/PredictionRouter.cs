@@ -48,6 +48,14 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
                     continue; // the shard is moving to a silo where its model is ready
                 }
 
+                // The gateway's view has the version, the silo that placed the shard did not have it yet (a version
+                // new on a silo that just joined is known to the others within a second): place it again, briefly.
+                if (reply.Error?.Kind == PredictionErrorKind.ModelNotFound && Stopwatch.GetElapsedTime(started) < StaleViewWindow
+                    && await BackOffAsync(attempt, started, metrics, cancellationToken))
+                {
+                    continue;
+                }
+
                 metrics.Duration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 return reply;
             }
@@ -85,6 +93,9 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
         logger.LogInformation("Retrying {Key} at once: {Silos} was declared dead while it waited", key, string.Join(", ", await death));
         return null;
     }
+
+    /// <summary>How long a "not found" from a silo is retried: the silos' views catch up within a second.</summary>
+    private static readonly TimeSpan StaleViewWindow = TimeSpan.FromSeconds(2);
 
     private bool WithinBudget(long started, TimeSpan delay) => Stopwatch.GetElapsedTime(started) + delay <= options.Value.RetryBudget;
 
