@@ -26,6 +26,10 @@ public sealed class RepositoryState
 
     [Id(1)]
     public Dictionary<string, string[]> UnloadedVersions { get; set; } = [];
+
+    /// <summary>With <c>Models:ControlMode poll</c>: each model folder's state (a hash of its files) as last applied; empty: the folder went.</summary>
+    [Id(2)]
+    public Dictionary<string, string> Folders { get; set; } = [];
 }
 
 /// <summary>
@@ -73,6 +77,15 @@ public interface IModelRepositoryGrain : IGrainWithIntegerKey
     /// <summary>Applies an unload on every registered silo and answers what each did.</summary>
     [Alias("Unload")]
     Task<SiloModelChange[]> UnloadAsync(string model, string? version);
+
+    /// <summary>
+    /// A silo polling its folders (<c>Models:ControlMode poll</c>) saw model <paramref name="model"/>'s folder change to
+    /// <paramref name="folderState"/> (null: the folder went). Unless that state was applied already, applies it as a
+    /// load of the model on every silo (an unload when the folder went) and answers what each did; otherwise answers
+    /// nothing.
+    /// </summary>
+    [Alias("FolderChanged")]
+    Task<SiloModelChange[]> FolderChangedAsync(string silo, string model, string? folderState);
 
     /// <summary>Models unloaded on purpose and not loaded since, with the versions (null: every version).</summary>
     [Alias("Unloaded")]

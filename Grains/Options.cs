@@ -19,11 +19,21 @@ public sealed class ModelsOptions
 
     /// <summary>
     /// Who changes the served models, as Triton's model control modes: <c>explicit</c> (the default) serves the folder
-    /// at the cluster's first start and then follows the repository API; <c>none</c> serves the folder and refuses
-    /// the API's loads and unloads, for clusters whose models change only by redeploying.
+    /// at the cluster's first start and then follows the repository API; <c>poll</c> does too, and also applies a
+    /// change it sees in a model's folder (every <see cref="PollInterval"/>) as a cluster-wide load, or unload for a
+    /// folder removed; <c>none</c> serves the folder and refuses the API's loads and unloads, for clusters whose
+    /// models change only by redeploying.
     /// </summary>
-    [Required, RegularExpression("^(none|explicit)$", ErrorMessage = "Models:ControlMode must be none or explicit.")]
+    [Required, RegularExpression("^(none|explicit|poll)$", ErrorMessage = "Models:ControlMode must be none, explicit or poll.")]
     public string ControlMode { get; set; } = "explicit";
+
+    /// <summary>
+    /// With <c>Models:ControlMode poll</c>, how often the silo looks at its model folders (Triton's
+    /// <c>--repository-poll-secs</c>, whose default is 15 s too). A change is applied once two looks in a row see it
+    /// alike, so a file still being copied is not loaded half-written.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>The CUDA device ordinal used when the device is <c>cuda</c> or <c>auto</c>.</summary>
     [Range(0, 64)]

@@ -52,12 +52,14 @@ public static class SiloBuilderExtensions
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<ModelHost>();
         services.AddSingleton<ClusterReporter>();
+        services.AddSingleton<ModelFolderPoller>();
         services.AddSingleton<Placement.ModelAvailability>();
         services.AddPlacementDirector<Placement.ModelReadyPlacement, Placement.ModelReadyPlacementDirector>();
         services.AddSingleton<SiloGauges>();
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ModelCatalog>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ClusterReporter>());
         services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<SiloGauges>());
+        services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<ModelFolderPoller>());
         return builder;
     }
 }

@@ -4,8 +4,8 @@ using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Classifier.Gateway.Api;
 
-/// <summary>A model version on one silo.</summary>
-public sealed record SiloModelState(string Silo, string State, string Provider, double LoadMs, string? Error);
+/// <summary>A model version on one silo; <c>Sha256</c>: of the <c>model.onnx</c> it loaded (every silo serving a version has the same).</summary>
+public sealed record SiloModelState(string Silo, string State, string Provider, double LoadMs, string? Error, string? Sha256);
 
 /// <summary>A model version across the cluster. <c>OutputKind</c>: <c>classes</c> (answers hold top-k labels) or <c>embedding</c> (answers hold a vector of <c>OutputLength</c> floats).</summary>
 public sealed record ModelVersionInfo(
@@ -64,7 +64,7 @@ public static class ModelsApi
                     .Select(v =>
                     {
                         var first = v.First().Status;
-                        var silos = v.Select(x => new SiloModelState(x.Silo, StateName(x.Status.State), x.Status.Provider, Math.Round(x.Status.LoadMs, 1), x.Status.Error)).ToArray();
+                        var silos = v.Select(x => new SiloModelState(x.Silo, StateName(x.Status.State), x.Status.Provider, Math.Round(x.Status.LoadMs, 1), x.Status.Error, x.Status.Sha256)).ToArray();
                         var state = v.Any(x => x.Status.State == ModelState.Ready) ? ModelState.Ready : v.Max(x => x.Status.State);
                         var providers = v.Where(x => x.Status.State == ModelState.Ready).Select(x => x.Status.Provider).Distinct().Order().ToArray();
                         return new ModelVersionInfo(v.Key, StateName(state), first.Input, first.Output, first.OutputKind,

@@ -24,6 +24,22 @@ public sealed class ModelRepositoryGrain(
 
     private readonly Dictionary<string, IModelHost> _hosts = [];
 
+    /// <summary>One write at a time: calls interleave (the grain is reentrant), and a second write sent before the first's ETag came back is refused.</summary>
+    private readonly SemaphoreSlim _writes = new(1, 1);
+
+    private async Task SaveAsync()
+    {
+        await _writes.WaitAsync();
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        finally
+        {
+            _writes.Release();
+        }
+    }
+
     private Dictionary<string, DeclaredVersion[]> Models => state.State.Models;
 
     public async Task<Dictionary<string, DeclaredVersion[]>> RegisterAsync(string silo, IModelHost host, ModelVersionStatus[] served)
@@ -41,7 +57,7 @@ public sealed class ModelRepositoryGrain(
 
         if (adopted.Count > 0)
         {
-            await state.WriteStateAsync();
+            await SaveAsync();
         }
 
         return new Dictionary<string, DeclaredVersion[]>(Models);
@@ -81,7 +97,7 @@ public sealed class ModelRepositoryGrain(
             }
         }
 
-        await state.WriteStateAsync();
+        await SaveAsync();
 
         // Silos whose file for a version differs from the recorded one refuse it: every silo answers with the same bytes.
         var record = Models.GetValueOrDefault(model) ?? [];
@@ -111,17 +127,31 @@ public sealed class ModelRepositoryGrain(
             state.State.UnloadedVersions[model] = [.. (state.State.UnloadedVersions.GetValueOrDefault(model) ?? []).Append(version).Distinct()];
         }
 
-        await state.WriteStateAsync();
+        await SaveAsync();
         var changes = await OnEverySiloAsync(h => h.UnloadAsync(model, version));
         if (changes.Length > 0 && changes.All(c => c.Error is not null))
         {
             // No silo applied it (all refused, Models:ControlMode none): the record stays as it was.
             Restore(Models, model, previousVersions);
             Restore(state.State.UnloadedVersions, model, previousUnloaded);
-            await state.WriteStateAsync();
+            await SaveAsync();
         }
 
         return changes;
+    }
+
+    public async Task<SiloModelChange[]> FolderChangedAsync(string silo, string model, string? folderState)
+    {
+        if (state.State.Folders.GetValueOrDefault(model) == (folderState ?? ""))
+        {
+            return [];
+        }
+
+        // Recorded before the change runs, so that other silos reporting the same state while it runs leave it be.
+        state.State.Folders[model] = folderState ?? "";
+        await SaveAsync();
+        logger.LogInformation("Silo {Silo} saw model {Model}'s folder {Change}: applying it on every silo", silo, model, folderState is null ? "go" : "change");
+        return folderState is null ? await UnloadAsync(model, null) : await LoadAsync(model, null);
     }
 
     private static void Restore<T>(Dictionary<string, T> map, string key, T? previous)

@@ -74,9 +74,12 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
 
     /// <summary>
     /// Loads one model version beside those already served: its session is created and warmed off the caller's
-    /// thread, and only then does the version count as ready here. A version already loaded and ready is left as it
-    /// is; one that failed before is loaded anew. A failed load leaves the version in the error state with its
-    /// reason, and every other version serving.
+    /// thread, and only then does the version count as ready here. A version already ready with the same file
+    /// (SHA-256) and the same config is left as it is; one that failed before is loaded anew. A version whose file or
+    /// config changed since it loaded is reloaded as Triton does: the new load is made beside the serving one, which
+    /// it replaces only once ready (the old one's admitted images finish first, and its shards, whose caches hold
+    /// the old answers, leave); a reload that fails leaves the old one serving. Answers this load's runtime: the one
+    /// now served, or a failed reload's, which is not installed (<see cref="Find"/> still answers the old one).
     /// </summary>
     public async Task<ModelRuntime> LoadAsync(ModelVersionDefinition definition, CancellationToken cancellationToken = default)
     {
@@ -84,24 +87,59 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
         await _changes.WaitAsync(cancellationToken);
         try
         {
-            if (_runtimes.TryGetValue(key, out var existing) && existing.State == ModelState.Ready)
+            if (_runtimes.TryGetValue(key, out var existing) && existing.State == ModelState.Ready
+                && existing.Model.ServingFingerprint() == definition.Model.ServingFingerprint()
+                && existing.Sha256 == await FileSha256OrNullAsync(definition.ModelPath))
             {
                 return existing;
             }
 
             var runtime = NewRuntime(definition);
             await Task.Run(() => Load(runtime), CancellationToken.None);
-            if (_runtimes.TryGetValue(key, out var failed))
+            if (runtime.State != ModelState.Ready && existing is { State: ModelState.Ready })
             {
-                await failed.DisposeAsync();
+                // A failed reload: the serving runtime stays, and so does its state series, which the failed attempt
+                // (holding no session: a failed load releases it) shares and had set to error.
+                existing.Metrics.State.Set((int)ModelState.Ready);
+                _logger.LogWarning("Model {Model} version {Version} was not reloaded ({Reason}); the loaded one keeps serving", definition.Model.Name, definition.Version, runtime.Error);
+                return runtime;
             }
 
             _runtimes[key] = runtime;
+            if (existing is not null)
+            {
+                await existing.DisposeAsync();
+                runtime.Metrics.State.Set((int)runtime.State); // the old runtime's disposal zeroed the shared series
+                if (existing.State == ModelState.Ready)
+                {
+                    MemoryRelease.AfterUnload();
+                    _logger.LogInformation("Model {Model} version {Version} reloaded: its file or config changed", definition.Model.Name, definition.Version);
+                }
+            }
+
             return runtime;
         }
         finally
         {
             _changes.Release();
+        }
+    }
+
+    /// <summary>The SHA-256 of a model file (lower-case hex), or null when it cannot be read.</summary>
+    public static async Task<string?> FileSha256OrNullAsync(string path)
+    {
+        try
+        {
+            await using var file = File.OpenRead(path);
+            return Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(file));
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 

@@ -16,9 +16,10 @@ namespace Classifier.Grains.Inference;
 public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> options, ILocalSiloDetails silo, IServiceProvider services, Telemetry.SiloMetrics metrics, ILogger<ModelHost> logger) : IModelHost
 {
     /// <summary>Counts the change in <c>model_repository_operations_total</c> and answers it.</summary>
-    private SiloModelChange Counted(string operation, SiloModelChange change, string? version)
+    private SiloModelChange Counted(string operation, SiloModelChange change, string? version, bool failed = false)
     {
-        var outcome = change.Error is not null ? "refused"
+        var outcome = failed ? "failure"
+            : change.Error is not null ? "refused"
             : operation == "load" && change.Versions.Any(s => (version is null || s.Version == version) && s.State != ModelState.Ready) ? "failure"
             : "success";
         metrics.RepositoryOperations.WithLabels(operation, outcome).Inc();
@@ -49,6 +50,7 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
             return Counted("load", Refused(model, e), version);
         }
 
+        var failedReloads = new List<string>();
         if (version is not null)
         {
             // One version, whatever the policy says: the folder must hold it.
@@ -58,14 +60,14 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
                 return Counted("load", new(silo.Name, Statuses(model), $"Model {model} has no version folder {version} on silo {silo.Name}."), version);
             }
 
-            await catalog.LoadAsync(definition);
+            await LoadOneAsync(definition, failedReloads);
         }
         else
         {
             // New versions first, so that the model never has fewer ready versions than before; then the leaving ones.
             foreach (var definition in wanted)
             {
-                await catalog.LoadAsync(definition);
+                await LoadOneAsync(definition, failedReloads);
             }
 
             var keep = wanted.Select(v => v.Version).ToHashSet();
@@ -76,7 +78,19 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
         }
 
         await ReportAsync();
-        return Counted("load", new(silo.Name, Statuses(model), null), version);
+        return failedReloads.Count == 0
+            ? Counted("load", new(silo.Name, Statuses(model), null), version)
+            : Counted("load", new(silo.Name, Statuses(model), string.Join(" ", failedReloads)), version, failed: true);
+    }
+
+    /// <summary>Loads a version; a changed version whose reload failed keeps serving its previous load, and says so in <paramref name="failedReloads"/>.</summary>
+    private async Task LoadOneAsync(ModelVersionDefinition definition, List<string> failedReloads)
+    {
+        var loaded = await catalog.LoadAsync(definition);
+        if (loaded.State != ModelState.Ready && catalog.Find(definition.Model.Name, definition.Version) is { State: ModelState.Ready })
+        {
+            failedReloads.Add($"Version {definition.Version} changed but its new files failed to load ({loaded.Error}); its previous load keeps serving.");
+        }
     }
 
     public async Task<SiloModelChange> UnloadAsync(string model, string? version)
@@ -142,11 +156,11 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
                     continue;
                 }
 
-                var local = await FileSha256Async(definition.ModelPath);
+                var local = await ModelCatalog.FileSha256OrNullAsync(definition.ModelPath);
                 if (local != sha256)
                 {
                     await catalog.RefuseAsync(definition,
-                        $"This silo's model.onnx differs from the one the cluster serves (SHA-256 {local[..12]}... here, {sha256[..12]}... recorded); give every silo the same file.", local);
+                        $"This silo's model.onnx differs from the one the cluster serves (SHA-256 {(local is null ? "unreadable" : local[..12] + "...")} here, {sha256[..12]}... recorded); give every silo the same file.", local);
                     continue;
                 }
 
@@ -163,12 +177,6 @@ public sealed class ModelHost(ModelCatalog catalog, IOptions<ModelsOptions> opti
         await ReconcileAsync(new Dictionary<string, DeclaredVersion[]> { [model] = versions });
         await ReportAsync();
         return new(silo.Name, Statuses(model), null);
-    }
-
-    private static async Task<string> FileSha256Async(string path)
-    {
-        await using var file = File.OpenRead(path);
-        return Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(file));
     }
 
     /// <summary>A version folder outside the version policy, for a load that names it.</summary>

@@ -43,6 +43,14 @@ public sealed record ModelDefinition(
     /// <summary>Which version folders are served (config.json <c>versionPolicy</c>); all of them unless it says otherwise.</summary>
     public VersionPolicy VersionPolicy { get; init; } = VersionPolicy.All;
 
+    /// <summary>
+    /// Everything of the config that shapes a version's answers (preprocessing, labels, output, batching), as one
+    /// string: a version loaded with another one is loaded anew. The version policy is left out: it picks versions,
+    /// it does not change them.
+    /// </summary>
+    public string ServingFingerprint() => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+        System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(this with { VersionPolicy = VersionPolicy.All })));
+
     /// <summary>True when answers are feature vectors rather than labels.</summary>
     public bool IsEmbedding => Output == OutputKind.Embedding;
 

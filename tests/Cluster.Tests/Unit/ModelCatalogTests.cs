@@ -65,6 +65,35 @@ public sealed class ModelCatalogTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AVersionWhoseFileOrConfigChangedIsReloadedAndAFailedReloadKeepsTheLoadedOneServing()
+    {
+        var onnx = await File.ReadAllBytesAsync(Repo.DefaultModelFile);
+        var first = await _catalog.LoadAsync(AddVersion("2", bytes: onnx));
+
+        // Other bytes (a valid model with one more protobuf field): loaded anew, the old load leaves.
+        var changed = await _catalog.LoadAsync(AddVersion("2", bytes: [.. onnx, 0xA2, 0x06, 0x01, 0x00]));
+        Assert.NotSame(first, changed);
+        Assert.Equal(ModelState.Ready, changed.State);
+        Assert.Same(changed, _catalog.Find("text-orientation", "2"));
+        Assert.NotEqual(first.Sha256, changed.Sha256);
+        Assert.Equal(1, StateGauge("2"));
+
+        // A config that answers differently (top-k 1): loaded anew too.
+        var config = ModelRepository.ReadConfig(Path.Combine(_repository, "text-orientation", "config.json"), "text-orientation") with { TopK = 1 };
+        var reconfigured = await _catalog.LoadAsync(new ModelVersionDefinition(config, "2", changed.Definition.ModelPath));
+        Assert.NotSame(changed, reconfigured);
+        Assert.Equal(1, reconfigured.Model.TopK);
+
+        // A broken file: the attempt fails with its reason, and the loaded version keeps serving.
+        var failed = await _catalog.LoadAsync(AddVersion("2", bytes: onnx[..(onnx.Length / 2)]) with { Model = config });
+        Assert.Equal(ModelState.Error, failed.State);
+        Assert.Contains("could not load model.onnx", failed.Error, StringComparison.Ordinal);
+        Assert.Same(reconfigured, _catalog.Find("text-orientation", "2"));
+        Assert.NotNull((await reconfigured.PredictAsync(TextImages.Numbered(3))).Output);
+        Assert.Equal(1, StateGauge("2"));
+    }
+
+    [Fact]
     public async Task AFailedLoadLeavesTheOtherVersionsServingAndSaysWhy()
     {
         var onnx = await File.ReadAllBytesAsync(Repo.DefaultModelFile);
