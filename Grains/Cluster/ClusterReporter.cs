@@ -180,6 +180,39 @@ public sealed class ClusterReporter(
         }
     }
 
+    private readonly Lock _refreshGate = new();
+    private Task _refresh = Task.CompletedTask;
+    private long _refreshedAt;
+
+    /// <summary>
+    /// Fetches the cluster view now, for placement that found a model version ready nowhere in its view although a
+    /// gateway routed a request for it: a silo that joined with a new version, or loaded one, since this silo's last
+    /// report. Calls within half a second share one fetch, so a burst of such placements costs one grain call.
+    /// </summary>
+    public Task RefreshViewAsync()
+    {
+        lock (_refreshGate)
+        {
+            if (!_refresh.IsCompleted || System.Diagnostics.Stopwatch.GetElapsedTime(_refreshedAt) < TimeSpan.FromMilliseconds(500))
+            {
+                return _refresh;
+            }
+
+            _refreshedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+            return _refresh = Task.Run(async () =>
+            {
+                try
+                {
+                    Latest = await grains.GetGrain<IClusterGrain>(IClusterGrain.Key).GetSnapshotAsync();
+                }
+                catch (Exception e) when (!_stopping.IsCancellationRequested)
+                {
+                    logger.LogDebug(e, "Cluster view refresh for placement failed");
+                }
+            });
+        }
+    }
+
     /// <summary>Reports this silo once and refreshes the cluster gauge; failures are logged and retried next interval.</summary>
     public async Task ReportOnceAsync()
     {

@@ -24,26 +24,34 @@ public sealed class ModelReadyPlacementAttribute() : PlacementAttribute(ModelRea
 /// put all 30 fresh shards of a test on one silo of three), and no silo is picked by chance. A migration's target
 /// (the placement hint) is honoured when the model is ready there.
 /// </summary>
-public sealed class ModelReadyPlacementDirector(ModelAvailability availability) : IPlacementDirector
+public sealed class ModelReadyPlacementDirector(ModelAvailability availability, Cluster.ClusterReporter reporter) : IPlacementDirector
 {
-    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    public async Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {
         var candidates = context.GetCompatibleSilos(target);
         var hint = IPlacementDirector.GetPlacementHint(target.RequestContextData, candidates);
         if (!ModelGrainKey.TryParse(target.GrainIdentity.Key.ToString(), out var key))
         {
             // Not a key the cluster serves: the grain refuses it wherever it lands, so land it here, cheaply.
-            return Task.FromResult(Local(context, candidates));
+            return Local(context, candidates);
         }
 
         var ready = availability.ReadySilos(key.Model, key.Version, candidates);
+        if (ready.Length == 0 && hint is null)
+        {
+            // A gateway routed here a version this silo's view has nowhere: a silo joined with it, or loaded it, since
+            // this silo's last report. Without a fresh view the shard would land here and answer "not loaded".
+            await reporter.RefreshViewAsync();
+            ready = availability.ReadySilos(key.Model, key.Version, candidates);
+        }
+
         if (hint is not null && (ready.Length == 0 || ready.Contains(hint)))
         {
-            return Task.FromResult(hint);
+            return hint;
         }
 
         // Nowhere ready: the grain answers why (503), and is placed where that costs least.
-        return Task.FromResult(ready.Length == 0 ? Local(context, candidates) : ready[key.Shard % ready.Length]);
+        return ready.Length == 0 ? Local(context, candidates) : ready[key.Shard % ready.Length];
     }
 
     private static SiloAddress Local(IPlacementContext context, SiloAddress[] candidates) =>
