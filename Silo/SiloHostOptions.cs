@@ -50,7 +50,7 @@ public sealed class SiloHostOptions : ClusterMembershipSettings
     /// <summary>
     /// Run Orleans' Kubernetes hosting beside Redis membership: a silo whose pod is gone is declared dead at
     /// once instead of after failed probes, and the pod's <c>orleans/*</c> labels are kept equal to the
-    /// cluster ids. Only in a pod, with RBAC to get, list, watch and patch pods in its namespace (k8s/rbac.yaml).
+    /// cluster ids. Only in a pod, with RBAC to get, list, watch and patch pods in its namespace (k8s/base/rbac.yaml).
     /// </summary>
     public bool KubernetesHosting { get; set; }
 

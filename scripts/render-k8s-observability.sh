@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Renders the alert rules and Grafana dashboards of observability/ into the forms Kubernetes and Helm
 # ship, so that they stay one source of truth:
-#   k8s/prometheusrule.yaml       PrometheusRule whose spec is observability/prometheus/alerts.yml, indented
-#   k8s/grafana-dashboards.yaml   ConfigMap (grafana_dashboard: "1") holding each dashboard JSON unchanged
+#   k8s/base/prometheusrule.yaml       PrometheusRule whose spec is observability/prometheus/alerts.yml, indented
+#   k8s/base/grafana-dashboards.yaml   ConfigMap (grafana_dashboard: "1") holding each dashboard JSON unchanged
 #   charts/classifier/files/      byte copies the chart reads with .Files.Get (Helm cannot read outside it)
 # Usage: scripts/render-k8s-observability.sh           rewrite the files
 #        scripts/render-k8s-observability.sh --check   change nothing; fail naming any stale file
@@ -67,14 +67,14 @@ YAML
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-mkdir -p "$out/k8s" "$out/charts/classifier/files/dashboards"
-render_rule >"$out/k8s/prometheusrule.yaml"
-render_dashboards >"$out/k8s/grafana-dashboards.yaml"
+mkdir -p "$out/k8s/base" "$out/charts/classifier/files/dashboards"
+render_rule >"$out/k8s/base/prometheusrule.yaml"
+render_dashboards >"$out/k8s/base/grafana-dashboards.yaml"
 cp "$alerts" "$out/charts/classifier/files/alerts.yml"
 for d in "${dashboards[@]}"; do cp "$d" "$out/charts/classifier/files/dashboards/"; done
 
 stale=0
-for f in k8s/prometheusrule.yaml k8s/grafana-dashboards.yaml charts/classifier/files/alerts.yml \
+for f in k8s/base/prometheusrule.yaml k8s/base/grafana-dashboards.yaml charts/classifier/files/alerts.yml \
          "${dashboards[@]/observability\/grafana/charts/classifier/files/dashboards}"; do
   if ! cmp -s "$out/$f" "$f"; then
     if $check; then

@@ -134,17 +134,18 @@ public sealed partial class ChartTests
     [InlineData("servicemonitor.yaml", "monitoring.serviceMonitor.enabled")]
     [InlineData("prometheusrule.yaml", "monitoring.prometheusRule.enabled")]
     [InlineData("dashboards.yaml", "monitoring.dashboards.enabled")]
-    [InlineData("hpa.yaml", "autoscaling.enabled")]
+    [InlineData("hpa.yaml", "autoscaling.enabled", "and .Values.autoscaling.enabled (not .Values.autoscaling.keda.enabled)")]
+    [InlineData("keda.yaml", "autoscaling.keda.enabled", "and .Values.autoscaling.enabled .Values.autoscaling.keda.enabled")]
     [InlineData("pdb.yaml", "podDisruptionBudget.enabled")]
     [InlineData("redis.yaml", "redis.enabled")]
     [InlineData("ingress.yaml", "gateway.ingress.enabled")]
     [InlineData("networkpolicy.yaml", "networkPolicy.enabled")]
     [InlineData("cluster-tls.yaml", "clusterTls.enabled")]
-    public void EveryOptionalObjectIsWhollyBehindItsValuesFlag(string template, string flag)
+    public void EveryOptionalObjectIsWhollyBehindItsValuesFlag(string template, string flag, string? condition = null)
     {
         var actions = Action().Matches(File.ReadAllText(Path.Combine(TemplatesDir, template))).Select(m => m.Value).ToList();
 
-        Assert.Equal($"{{{{- if .Values.{flag} }}}}", actions[0]);
+        Assert.Equal($"{{{{- if {condition ?? $".Values.{flag}"} }}}}", actions[0]);
         Assert.True(bool.TryParse((string?)Resolve(flag), out _), $"values.yaml: {flag} is not a boolean");
         // The if opened first closes last: nothing of the file is outside it.
         var depth = 0;

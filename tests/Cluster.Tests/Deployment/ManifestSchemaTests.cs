@@ -102,9 +102,9 @@ public sealed class ManifestSchemaTests
     [Fact]
     public void GpuOverlayPatchesTheSiloDeploymentWithAGpuCudaAndGpuNodes()
     {
-        var overlayDir = Path.Combine(Manifests.Dir, "gpu");
+        var overlayDir = Path.Combine(Classifier.Tests.Support.Repo.Root, "k8s", "gpu");
         var kustomization = Kustomization(Path.Combine(overlayDir, "kustomization.yaml"));
-        Assert.Equal(["../"], ((List<object?>)kustomization["resources"]!).Cast<string>());
+        Assert.Equal(["../base"], ((List<object?>)kustomization["resources"]!).Cast<string>());
         var patchPath = (string)((Dictionary<string, object?>)((List<object?>)kustomization["patches"]!).Single()!)["path"]!;
 
         var patch = (V1Deployment)KubernetesYaml.LoadAllFromString(File.ReadAllText(Path.Combine(overlayDir, patchPath)), typeMap: null, strict: true).Single();

@@ -17,10 +17,10 @@ public sealed record ManifestDocument(string File, int Index, string Text, Dicti
     public override string ToString() => $"{File} #{Index} {Kind}/{Name}";
 }
 
-/// <summary>Reads the plain manifests in <c>k8s/</c>: raw YAML trees for everything, the Kubernetes client's typed models for built-in kinds.</summary>
+/// <summary>Reads the plain manifests in <c>k8s/base/</c>: raw YAML trees for everything, the Kubernetes client's typed models for built-in kinds.</summary>
 public static class Manifests
 {
-    public static string Dir => Path.Combine(Repo.Root, "k8s");
+    public static string Dir => Path.Combine(Repo.Root, "k8s", "base");
 
     /// <summary>Kinds served by the Prometheus Operator's CRDs: no typed model, checked against <see cref="CustomResourceSchema"/>.</summary>
     public static readonly HashSet<string> CustomKinds = ["monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PrometheusRule"];
@@ -31,18 +31,20 @@ public static class Manifests
 
     public static IReadOnlyList<ManifestDocument> Documents { get; } = ObjectFiles().SelectMany(Read).ToList();
 
-    public static IEnumerable<ManifestDocument> Read(string path)
+    public static IEnumerable<ManifestDocument> Read(string path) => Parse(File.ReadAllText(path), Path.GetRelativePath(Repo.Root, path));
+
+    /// <summary>The documents of a YAML text (a file, or what kustomize or helm rendered), named after <paramref name="source"/>.</summary>
+    public static IEnumerable<ManifestDocument> Parse(string text, string source)
     {
-        var text = File.ReadAllText(path);
         var stream = new YamlStream();
         stream.Load(new StringReader(text));
         var sources = SplitDocuments(text);
         if (sources.Count != stream.Documents.Count)
         {
-            throw new InvalidOperationException($"{path}: {stream.Documents.Count} YAML documents but {sources.Count} '---' sections");
+            throw new InvalidOperationException($"{source}: {stream.Documents.Count} YAML documents but {sources.Count} '---' sections");
         }
 
-        return stream.Documents.Select((d, i) => new ManifestDocument(Path.GetRelativePath(Repo.Root, path), i, sources[i], (Dictionary<string, object?>)ToTree(d.RootNode)!));
+        return stream.Documents.Select((d, i) => new ManifestDocument(source, i, sources[i], (Dictionary<string, object?>)ToTree(d.RootNode)!));
     }
 
     /// <summary>The typed model of a built-in object, read strictly: a field the model does not know fails.</summary>

@@ -4,7 +4,7 @@ using Classifier.Tests.Support;
 namespace Classifier.Tests.Deployment;
 
 /// <summary>
-/// Cluster:KubernetesHosting, which k8s/silo.yaml turns on, binds from the environment and refuses to run where Orleans'
+/// Cluster:KubernetesHosting, which k8s/base/silo.yaml turns on, binds from the environment and refuses to run where Orleans'
 /// Kubernetes hosting cannot work. (Off, the default, every other silo test runs with it.)
 /// </summary>
 public sealed class SiloKubernetesHostingTests

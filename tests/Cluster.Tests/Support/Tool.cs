@@ -17,6 +17,13 @@ public static class Tool
     /// <summary>Runs the tool to completion and answers its exit code and combined output.</summary>
     public static async Task<(int ExitCode, string Output)> RunAsync(string file, IEnumerable<string> args, string? stdin = null, string? workingDirectory = null)
     {
+        var (exitCode, stdout, stderr) = await RunSeparatelyAsync(file, args, stdin, workingDirectory);
+        return (exitCode, stdout + stderr);
+    }
+
+    /// <summary>Runs the tool to completion and answers its exit code, standard output and standard error apart.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunSeparatelyAsync(string file, IEnumerable<string> args, string? stdin = null, string? workingDirectory = null, TimeSpan? timeout = null)
+    {
         var info = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true,
@@ -39,8 +46,8 @@ public static class Tool
 
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, (await stdout) + (await stderr));
+        using var limit = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(limit.Token);
+        return (process.ExitCode, await stdout, await stderr);
     }
 }
