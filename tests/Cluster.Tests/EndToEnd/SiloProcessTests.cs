@@ -54,4 +54,19 @@ public sealed class SiloProcessTests(ProcessClusterFixture cluster)
             Directory.Delete(repo, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task AnUnreachableRedisStopsSiloStartupWithAPlainMessageAndItsOwnExitCode()
+    {
+        // Nothing listens on this port: the membership table cannot be reached.
+        var (http, port, gateway, redis) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
+        await using var silo = ClusterProcess.StartSilo("silo-no-redis", http, port, gateway, port, "noredis-" + Guid.NewGuid().ToString("N")[..6], Repo.Models,
+            "--Cluster:Clustering", "redis", "--Cluster:RedisConnectionString", $"127.0.0.1:{redis}", "--Cluster:AdvertisedIP", "127.0.0.1");
+
+        var code = await silo.WaitForExitAsync(TimeSpan.FromSeconds(90));
+
+        Assert.True(code == 4, $"exit code {code}: {silo.Output[^Math.Min(2000, silo.Output.Length)..]}");
+        Assert.Contains("error: cannot reach Redis for the cluster's membership table", silo.Output, StringComparison.Ordinal);
+        Assert.Contains("Cluster:RedisConnectionString", silo.Output, StringComparison.Ordinal);
+    }
 }
