@@ -13,6 +13,7 @@ try
     app.MapPredictionApi();
     app.MapModelsApi();
     app.MapRepositoryApi();
+    app.MapInferenceProtocolApi();
     app.MapHealthApi();
     app.MapGatewayMetrics();
 
