@@ -14,6 +14,7 @@ try
     app.MapModelsApi();
     app.MapRepositoryApi();
     app.MapInferenceProtocolApi();
+    app.MapInferenceProtocolInfer();
     app.MapHealthApi();
     app.MapGatewayMetrics();
 

@@ -91,7 +91,7 @@ public static class ImageUploads
         return found;
     }
 
-    private static void SetBodyLimit(HttpRequest request, long limit)
+    public static void SetBodyLimit(HttpRequest request, long limit)
     {
         var feature = request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>();
         if (feature is { IsReadOnly: false })

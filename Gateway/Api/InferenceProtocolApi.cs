@@ -25,7 +25,7 @@ public static class InferenceProtocolApi
     public const string ImageInput = "image";
 
     /// <summary>The extensions this server implements, as <c>GET /v2</c> lists them.</summary>
-    public static readonly string[] Extensions = ["model_repository"];
+    public static readonly string[] Extensions = ["model_repository", "binary_tensor_data", "classification"];
 
     private static readonly string ServerVersion = BuildInfo.Of(Assembly.GetExecutingAssembly()).Version;
 
@@ -50,9 +50,8 @@ public static class InferenceProtocolApi
         cluster.IsReady(out var reason) ? Results.Json(new { ready = true }) : Error(StatusCodes.Status503ServiceUnavailable, reason);
 
     /// <summary>
-    /// The model's metadata: the versions that may be asked for, and two inputs, either of which a request may use: encoded
-    /// images (BYTES, one element per image) and the model's own input tensor (FP32, a batch of preprocessed images).
-    /// Without a version: the version unversioned requests are routed to.
+    /// The model's metadata: the versions that may be asked for, the input (encoded images: BYTES, one element per image)
+    /// and the output (FP32, a row per image). Without a version: the version unversioned requests are routed to.
     /// </summary>
     public static async Task<IResult> MetadataAsync(string name, string? version, ClusterView cluster, CancellationToken cancellationToken)
     {
@@ -63,16 +62,12 @@ public static class InferenceProtocolApi
         }
 
         var versions = ReadyVersions(cluster, name);
-        var tensor = status!.Input;
-        var outputLength = status.OutputKind == "embedding" ? status.OutputLength : status.LabelCount;
+        var outputLength = status!.OutputKind == "embedding" ? status.OutputLength : status.LabelCount;
         return Results.Json(new ModelMetadata(
             name,
             versions,
             "onnxruntime_onnx",
-            [
-                new TensorMetadata(ImageInput, "BYTES", [-1]),
-                new TensorMetadata(tensor.Name, "FP32", [-1, .. tensor.Shape.Select(d => (long)d)]),
-            ],
+            [new TensorMetadata(ImageInput, "BYTES", [-1])],
             [new TensorMetadata(status.Output, "FP32", [-1, outputLength > 0 ? outputLength : -1])]));
     }
 

@@ -55,7 +55,7 @@ public sealed class InferenceProtocolTests(ProcessClusterFixture cluster)
     [Theory]
     [InlineData("/v2/models/text-orientation")]
     [InlineData("/v2/models/text-orientation/versions/1")]
-    public async Task ModelMetadataDescribesBothWaysInAndTheOutput(string path)
+    public async Task ModelMetadataDescribesTheImageInputAndTheOutput(string path)
     {
         var (status, body) = await CurlAsync(cluster.GatewayUrl + path);
 
@@ -64,7 +64,7 @@ public sealed class InferenceProtocolTests(ProcessClusterFixture cluster)
         Assert.Equal(["1"], body.GetProperty("versions").EnumerateArray().Select(v => v.GetString()));
         Assert.Equal("onnxruntime_onnx", body.GetProperty("platform").GetString());
         string Tensor(JsonElement t) => $"{t.GetProperty("name").GetString()} {t.GetProperty("datatype").GetString()} [{string.Join(",", t.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()))}]";
-        Assert.Equal(["image BYTES [-1]", "x FP32 [-1,3,48,192]"], body.GetProperty("inputs").EnumerateArray().Select(Tensor));
+        Assert.Equal(["image BYTES [-1]"], body.GetProperty("inputs").EnumerateArray().Select(Tensor));
         Assert.Equal(["softmax_0.tmp_0 FP32 [-1,2]"], body.GetProperty("outputs").EnumerateArray().Select(Tensor));
     }
 
@@ -101,5 +101,155 @@ public sealed class InferenceProtocolTests(ProcessClusterFixture cluster)
         var (live, _) = await CurlAsync(cluster.SecuredGatewayUrl + "/v2/health/live");
 
         Assert.Equal((401, 200, 200), (withoutKey, withKey, live));
+    }
+
+    private const string Output = "softmax_0.tmp_0";
+
+    /// <summary>A request with the binary data extension: the JSON header, then each image as a 4-byte little-endian length and its bytes.</summary>
+    private static (byte[] Body, int HeaderLength) InferBody(string id, string outputs, params byte[][] images)
+    {
+        var binary = images.SelectMany(i => BitConverter.GetBytes((uint)i.Length).Concat(i)).ToArray();
+        var json = $$$"""{"id": "{{{id}}}", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [{{{images.Length}}}], "parameters": {"binary_data_size": {{{binary.Length}}}}}]{{{outputs}}}}""";
+        var header = System.Text.Encoding.UTF8.GetBytes(json);
+        return ([.. header, .. binary], header.Length);
+    }
+
+    /// <summary>POSTs with curl; answers the status, the body and the response's Inference-Header-Content-Length (null when absent).</summary>
+    private static async Task<(int Status, byte[] Body, int? HeaderLength)> CurlPostAsync(string url, byte[] body, int? headerLength)
+    {
+        var folder = Directory.CreateTempSubdirectory("oip-").FullName;
+        try
+        {
+            var (request, response, headers) = (Path.Combine(folder, "request"), Path.Combine(folder, "response"), Path.Combine(folder, "headers"));
+            await File.WriteAllBytesAsync(request, body);
+            string[] lengthHeader = headerLength is { } length ? ["-H", $"Inference-Header-Content-Length: {length}"] : [];
+            var (exitCode, output) = await Tool.RunAsync(Tool.Find("curl", "curl"),
+                ["-s", "-o", response, "-D", headers, "-w", "%{http_code}", "-H", "Content-Type: application/octet-stream", .. lengthHeader, "--data-binary", "@" + request, url]);
+            Assert.True(exitCode == 0, $"curl {url}: {output}");
+            var answered = (await File.ReadAllLinesAsync(headers))
+                .Select(l => l.Split(':', 2)).Where(p => p.Length == 2 && p[0].Trim().Equals("Inference-Header-Content-Length", StringComparison.OrdinalIgnoreCase))
+                .Select(p => (int?)int.Parse(p[1].Trim(), System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();
+            return (int.Parse(output.Trim(), System.Globalization.CultureInfo.InvariantCulture), await File.ReadAllBytesAsync(response), answered);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>What /predict answers for the image: each class's probability by index.</summary>
+    private async Task<float[]> PredictProbabilitiesAsync(byte[] image)
+    {
+        using var response = await cluster.Http.PostAsync(cluster.GatewayUrl + "/predict?top_k=2", HttpHelpers.Raw(image, "image/png"));
+        var body = await response.JsonAsync();
+        var probabilities = new float[2];
+        foreach (var p in body.GetProperty("predictions").EnumerateArray())
+        {
+            probabilities[p.GetProperty("index").GetInt32()] = p.GetProperty("probability").GetSingle();
+        }
+
+        return probabilities;
+    }
+
+    [Fact]
+    public async Task TwoImagesAnswerAnFp32RowEachEqualToPredictsProbabilitiesAndEchoTheId()
+    {
+        byte[][] images = [TextImages.Numbered(9101), TextImages.Render("upside down line", upsideDown: true)];
+        var (body, length) = InferBody("req-7", "", images);
+
+        var (status, answer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", body, length);
+
+        Assert.True(status == 200, System.Text.Encoding.UTF8.GetString(answer));
+        var json = JsonDocument.Parse(answer).RootElement;
+        Assert.Equal("text-orientation", json.GetProperty("model_name").GetString());
+        Assert.Equal("1", json.GetProperty("model_version").GetString());
+        Assert.Equal("req-7", json.GetProperty("id").GetString());
+        var output = json.GetProperty("outputs").EnumerateArray().Single();
+        Assert.Equal((Output, "FP32"), (output.GetProperty("name").GetString(), output.GetProperty("datatype").GetString()));
+        Assert.Equal([2L, 2L], output.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()));
+        var data = output.GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        for (var i = 0; i < images.Length; i++)
+        {
+            var expected = await PredictProbabilitiesAsync(images[i]);
+            Assert.Equal(expected[0], data[i * 2], 5);
+            Assert.Equal(expected[1], data[(i * 2) + 1], 5);
+        }
+    }
+
+    [Fact]
+    public async Task TheClassificationExtensionAnswersScoreIndexLabelStrings()
+    {
+        var image = TextImages.Numbered(9102);
+        var (body, length) = InferBody("c", $$$""", "outputs": [{"name": "{{{Output}}}", "parameters": {"classification": 1}}]""", image);
+
+        var (status, answer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/versions/1/infer", body, length);
+
+        Assert.True(status == 200, System.Text.Encoding.UTF8.GetString(answer));
+        var output = JsonDocument.Parse(answer).RootElement.GetProperty("outputs")[0];
+        Assert.Equal("BYTES", output.GetProperty("datatype").GetString());
+        Assert.Equal([1L, 1L], output.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()));
+        var parts = output.GetProperty("data")[0].GetString()!.Split(':');
+        var expected = await PredictProbabilitiesAsync(image);
+        var top = expected[0] >= expected[1] ? 0 : 1;
+        Assert.Equal(top, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(top == 0 ? "0" : "180", parts[2]);
+        Assert.Equal(expected[top], float.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), 5);
+    }
+
+    [Fact]
+    public async Task ABinaryOutputFollowsTheJsonHeaderWhoseLengthTheResponseNames()
+    {
+        var image = TextImages.Numbered(9103);
+        var (body, length) = InferBody("b", $$$""", "outputs": [{"name": "{{{Output}}}", "parameters": {"binary_data": true}}]""", image);
+
+        var (status, answer, headerLength) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", body, length);
+
+        Assert.Equal(200, status);
+        Assert.NotNull(headerLength);
+        var output = JsonDocument.Parse(answer.AsMemory(0, headerLength!.Value)).RootElement.GetProperty("outputs")[0];
+        Assert.Equal(8, output.GetProperty("parameters").GetProperty("binary_data_size").GetInt32());
+        Assert.False(output.TryGetProperty("data", out _));
+        var values = new[] { BitConverter.ToSingle(answer, headerLength.Value), BitConverter.ToSingle(answer, headerLength.Value + 4) };
+        Assert.Equal(await PredictProbabilitiesAsync(image), values);
+    }
+
+    public static TheoryData<string, string, int, string> BadInferRequests() => new()
+    {
+        { "datatype", """{"inputs": [{"name": "image", "datatype": "FP32", "shape": [1], "parameters": {"binary_data_size": SIZE}}]}""", 400, "datatype 'FP32'; it must be BYTES" },
+        { "name", """{"inputs": [{"name": "pixels", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": SIZE}}]}""", 400, "Input 'pixels' is not an input" },
+        { "no binary", """{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": ["aGVsbG8="]}]}""", 400, "must come as binary data" },
+        { "size", """{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 12}}]}""", 400, "declares binary_data_size 12" },
+        { "shape", """{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "parameters": {"binary_data_size": SIZE}}]}""", 400, "element 1 is missing" },
+        { "output", """{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": SIZE}}], "outputs": [{"name": "logits"}]}""", 400, "Output 'logits' is not an output" },
+        { "classification", """{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": SIZE}}], "outputs": [{"name": "softmax_0.tmp_0", "parameters": {"classification": 3}}]}""", 400, "from 1 to 2" },
+        { "json", """{"inputs": [""", 400, "not valid" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadInferRequests))]
+    public async Task BadInferRequestsAnswer400NamingTheInputAndWhatWasExpected(string what, string json, int expected, string says)
+    {
+        var image = TextImages.Numbered(9104);
+        var binary = BitConverter.GetBytes((uint)image.Length).Concat(image).ToArray();
+        var header = System.Text.Encoding.UTF8.GetBytes(json.Replace("SIZE", binary.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal));
+
+        var (status, answer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", [.. header, .. binary], header.Length);
+
+        Assert.True(status == expected, $"{what}: {status} {System.Text.Encoding.UTF8.GetString(answer)}");
+        Assert.Contains(says, JsonDocument.Parse(answer).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BytesThatAreNotAnImageAnswer400AndAnUnknownModel404()
+    {
+        var (body, length) = InferBody("x", "", [1, 2, 3, 4, 5, 6, 7, 8]);
+
+        var (status, answer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", body, length);
+        var (unknown, unknownAnswer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/no-such-model/infer", body, length);
+
+        Assert.Equal(400, status);
+        Assert.Contains("not an image", JsonDocument.Parse(answer).RootElement.GetProperty("error").GetString(), StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(404, unknown);
+        Assert.Contains("Unknown model", JsonDocument.Parse(unknownAnswer).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
 }
