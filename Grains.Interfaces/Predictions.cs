@@ -1,8 +1,11 @@
 namespace Classifier.Grains.Interfaces;
 
 /// <summary>One image to classify, as the bytes the client sent.</summary>
-/// <param name="Image">The encoded image (PNG, JPEG, ...); decoded on the silo, and only on a cache miss.</param>
+/// <param name="Image">The encoded image (PNG, JPEG, ...); decoded on the silo, and only on a cache miss. With
+/// <paramref name="Tensor"/>: the image's preprocessed input tensor instead, little-endian FP32 in the model's shape.</param>
 /// <param name="TopK">How many classes to return; 0 means the model's default.</param>
+/// <param name="Tensor">True when <paramref name="Image"/> is a tensor, which skips decoding and preprocessing; its
+/// cache key (<see cref="ImageHash.OfTensor"/>) is kept apart from encoded images' keys.</param>
 /// <remarks>
 /// No hash travels with the image: the grain hashes the bytes itself, so a caller cannot file one image's
 /// answer under another image's key (cache poisoning). Id 1 (the hash the gateway once sent) stays retired.
@@ -10,7 +13,8 @@ namespace Classifier.Grains.Interfaces;
 [GenerateSerializer, Immutable, Alias("classifier.PredictionRequest")]
 public sealed record PredictionRequest(
     [property: Id(0)] byte[] Image,
-    [property: Id(2)] int TopK);
+    [property: Id(2)] int TopK,
+    [property: Id(3)] bool Tensor = false);
 
 /// <summary>One class of a prediction.</summary>
 [GenerateSerializer, Immutable, Alias("classifier.ClassScore")]

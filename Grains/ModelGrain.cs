@@ -125,7 +125,7 @@ public sealed class ModelGrain(
         }
 
         // Hashed here, not taken from the caller: an answer is only ever filed under the hash of the bytes it answers.
-        var hash = ImageHash.Of(request.Image);
+        var hash = request.Tensor ? ImageHash.OfTensor(runtime.InputShape, request.Image) : ImageHash.Of(request.Image);
         if (_cache.TryGet(hash, out var cached))
         {
             metrics.CacheHits.Inc();
@@ -159,7 +159,7 @@ public sealed class ModelGrain(
         InferenceOutcome outcome;
         using (run.Join(cancellationToken))
         {
-            run.Outcome = runtime.PredictAsync(request.Image, run.Token);
+            run.Outcome = request.Tensor ? runtime.PredictTensorAsync(request.Image, run.Token) : runtime.PredictAsync(request.Image, run.Token);
             _inFlight[hash] = run;
             try
             {

@@ -50,8 +50,10 @@ public static class InferenceProtocolApi
         cluster.IsReady(out var reason) ? Results.Json(new { ready = true }) : Error(StatusCodes.Status503ServiceUnavailable, reason);
 
     /// <summary>
-    /// The model's metadata: the versions that may be asked for, the input (encoded images: BYTES, one element per image)
-    /// and the output (FP32, a row per image). Without a version: the version unversioned requests are routed to.
+    /// The model's metadata: the versions that may be asked for, two inputs of which a request uses one (encoded images:
+    /// BYTES, one element per image; or the model's own input tensor: FP32, a batch of preprocessed images, which skips
+    /// decoding and preprocessing) and the output (FP32, a row per image). Without a version: the version unversioned
+    /// requests are routed to.
     /// </summary>
     public static async Task<IResult> MetadataAsync(string name, string? version, ClusterView cluster, CancellationToken cancellationToken)
     {
@@ -67,7 +69,10 @@ public static class InferenceProtocolApi
             name,
             versions,
             "onnxruntime_onnx",
-            [new TensorMetadata(ImageInput, "BYTES", [-1])],
+            [
+                new TensorMetadata(ImageInput, "BYTES", [-1]),
+                new TensorMetadata(status.Input.Name, "FP32", [-1, .. status.Input.Shape.Select(d => (long)d)]),
+            ],
             [new TensorMetadata(status.Output, "FP32", [-1, outputLength > 0 ? outputLength : -1])]));
     }
 

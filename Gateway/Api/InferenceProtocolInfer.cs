@@ -90,7 +90,8 @@ public static class InferenceProtocolInfer
         {
             var parsed = Parse(request, body.Bytes, status, settings);
             var replies = await Task.WhenAll(parsed.Images.Select(image =>
-                router.PredictAsync(name, route.Version!, image, status.OutputKind == "embedding" ? 0 : status.LabelCount, route.ShardCount, cancellationToken)));
+                router.PredictAsync(name, route.Version!, image, status.OutputKind == "embedding" ? 0 : status.LabelCount, route.ShardCount, cancellationToken,
+                    parsed.Tensor ? status.Input.Shape : null)));
             for (var i = 0; i < replies.Length; i++)
             {
                 switch (replies[i])
@@ -104,7 +105,7 @@ public static class InferenceProtocolInfer
                             Problems.RetryAfter(request.HttpContext.Response, e.RetryAfterSeconds > 0 ? e.RetryAfterSeconds : Problems.DefaultRetryAfterSeconds);
                         }
 
-                        return Error(code, parsed.Images.Length == 1 ? e.Message : $"Image {i} of input '{InferenceProtocolApi.ImageInput}': {e.Message}");
+                        return Error(code, parsed.Images.Length == 1 ? e.Message : $"Image {i} of the input: {e.Message}");
                     default:
                         Problems.RetryAfter(request.HttpContext.Response, Problems.DefaultRetryAfterSeconds);
                         return Error(StatusCodes.Status503ServiceUnavailable, "No silo could serve the request; retry shortly.");
@@ -119,7 +120,88 @@ public static class InferenceProtocolInfer
         }
     }
 
-    private sealed record Parsed(string? Id, byte[][] Images, OutputRequest Output);
+    private sealed record Parsed(string? Id, byte[][] Images, OutputRequest Output, bool Tensor = false);
+
+    /// <summary>
+    /// The model's own input, FP32 in shape [N, ...the model's shape], as binary data or as JSON numbers (flat or nested,
+    /// row-major): one little-endian FP32 array per image.
+    /// </summary>
+    private static byte[][] TensorInput(JsonElement input, string name, byte[] body, int headerLength, ModelVersionStatus status, GatewayOptions settings)
+    {
+        var expected = $"FP32, shape [N, {string.Join(", ", status.Input.Shape)}] with N from 1 to {settings.MaxBatchImages}";
+        var datatype = input.TryGetProperty("datatype", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+        if (datatype != "FP32")
+        {
+            throw new Refusal(StatusCodes.Status400BadRequest, $"Input '{name}' has datatype '{Echo.Of(datatype ?? "(none)")}'; it must be {expected}.");
+        }
+
+        var shape = input.TryGetProperty("shape", out var s) && s.ValueKind == JsonValueKind.Array
+            ? s.EnumerateArray().Select(e => e.TryGetInt64(out var v) ? v : -1).ToArray()
+            : [];
+        if (shape.Length != status.Input.Shape.Length + 1 || shape[0] < 1 || shape[0] > settings.MaxBatchImages || !shape.Skip(1).SequenceEqual(status.Input.Shape.Select(x => (long)x)))
+        {
+            throw new Refusal(StatusCodes.Status400BadRequest, $"Input '{name}' has shape [{string.Join(", ", shape)}]; it must be {expected}.");
+        }
+
+        var count = (int)shape[0];
+        var perImage = status.Input.Shape.Aggregate(1, (a, b) => a * b) * sizeof(float);
+        byte[] all;
+        if (input.TryGetProperty("parameters", out var parameters) && parameters.ValueKind == JsonValueKind.Object && parameters.TryGetProperty("binary_data_size", out var size))
+        {
+            if (!size.TryGetInt64(out var binarySize) || binarySize != body.Length - headerLength || binarySize != (long)count * perImage)
+            {
+                throw new Refusal(StatusCodes.Status400BadRequest,
+                    $"Input '{name}' declares binary_data_size {Echo.Of(size.ToString(), 32)}; its shape needs {(long)count * perImage} bytes of FP32 and {body.Length - headerLength} follow the JSON.");
+            }
+
+            all = body[headerLength..];
+        }
+        else if (input.TryGetProperty("data", out var data) && data.ValueKind == JsonValueKind.Array)
+        {
+            var values = new List<float>(count * perImage / sizeof(float));
+            if (!Flatten(data, values, count * perImage / sizeof(float)) || values.Count != count * perImage / sizeof(float))
+            {
+                throw new Refusal(StatusCodes.Status400BadRequest, $"Input '{name}': \"data\" must hold {count * perImage / sizeof(float)} numbers (its shape's product), row-major.");
+            }
+
+            all = new byte[values.Count * sizeof(float)];
+            for (var i = 0; i < values.Count; i++)
+            {
+                BinaryPrimitives.WriteSingleLittleEndian(all.AsSpan(i * sizeof(float)), values[i]);
+            }
+        }
+        else
+        {
+            throw new Refusal(StatusCodes.Status400BadRequest, $"Input '{name}' has neither \"data\" nor \"parameters\": {{\"binary_data_size\": <bytes>}}.");
+        }
+
+        return [.. Enumerable.Range(0, count).Select(i => all.AsSpan(i * perImage, perImage).ToArray())];
+    }
+
+    /// <summary>Appends the numbers of a (possibly nested) JSON array; false on a non-number or past <paramref name="limit"/> values.</summary>
+    private static bool Flatten(JsonElement array, List<float> values, int limit)
+    {
+        foreach (var element in array.EnumerateArray())
+        {
+            if (element.ValueKind == JsonValueKind.Array)
+            {
+                if (!Flatten(element, values, limit))
+                {
+                    return false;
+                }
+            }
+            else if (element.ValueKind != JsonValueKind.Number || !element.TryGetSingle(out var v) || values.Count >= limit)
+            {
+                return false;
+            }
+            else
+            {
+                values.Add(v);
+            }
+        }
+
+        return true;
+    }
 
     /// <summary>Reads the JSON header and the images out of the binary part; every mistake is a 400 that names the field.</summary>
     private static Parsed Parse(HttpRequest request, byte[] body, ModelVersionStatus status, GatewayOptions settings)
@@ -133,7 +215,7 @@ public static class InferenceProtocolInfer
             }
         }
 
-        if (headerLength > MaxHeaderBytes)
+        if (headerLength > MaxHeaderBytes && headerLength < body.Length)
         {
             throw new Refusal(StatusCodes.Status400BadRequest,
                 $"The JSON part of the request is {headerLength} bytes; at most {MaxHeaderBytes} are accepted. Send the images with the binary data extension ({HeaderLengthName} and \"binary_data_size\").");
@@ -158,9 +240,15 @@ public static class InferenceProtocolInfer
         var id = root.TryGetProperty("id", out var idElement) && idElement.ValueKind == JsonValueKind.String ? idElement.GetString() : null;
         var input = inputs[0];
         var inputName = input.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "";
-        if (inputName != InferenceProtocolApi.ImageInput)
+        if (inputName != InferenceProtocolApi.ImageInput && inputName != status.Input.Name)
         {
-            throw new Refusal(StatusCodes.Status400BadRequest, $"Input '{Echo.Of(inputName)}' is not an input of model '{status.Model}'; send encoded images as input '{InferenceProtocolApi.ImageInput}' (BYTES, shape [N]).");
+            throw new Refusal(StatusCodes.Status400BadRequest,
+                $"Input '{Echo.Of(inputName)}' is not an input of model '{status.Model}'; send encoded images as input '{InferenceProtocolApi.ImageInput}' (BYTES, shape [N]) or preprocessed ones as '{status.Input.Name}' (FP32, shape [N, {string.Join(", ", status.Input.Shape)}]).");
+        }
+
+        if (inputName == status.Input.Name && inputName != InferenceProtocolApi.ImageInput)
+        {
+            return new Parsed(id, TensorInput(input, inputName, body, headerLength, status, settings), ParseOutput(root, status), Tensor: true);
         }
 
         var datatype = input.TryGetProperty("datatype", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;

@@ -18,10 +18,12 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
     /// reached within the retry budget. <paramref name="cancellationToken"/> (the client leaving) travels with the grain
     /// call, so the silo stops the image's decode and gives up its place in line.
     /// </summary>
-    public async Task<PredictionReply?> PredictAsync(string model, string version, byte[] image, int topK, int shardCount, CancellationToken cancellationToken)
+    /// <param name="tensorShape">Set when <paramref name="image"/> is the model's input tensor of this shape (FP32) rather than an encoded image.</param>
+    public async Task<PredictionReply?> PredictAsync(string model, string version, byte[] image, int topK, int shardCount, CancellationToken cancellationToken, int[]? tensorShape = null)
     {
-        var key = ModelGrainKey.Format(model, version, Hash(image).ShardOf(shardCount));
-        var request = new PredictionRequest(image, topK);
+        var hash = tensorShape is null ? Hash(image) : ImageHash.OfTensor(tensorShape, image);
+        var key = ModelGrainKey.Format(model, version, hash.ShardOf(shardCount));
+        var request = new PredictionRequest(image, topK, Tensor: tensorShape is not null);
         var started = Stopwatch.GetTimestamp();
         var metrics = GatewayMetrics.ForModel(model);
         for (var attempt = 0; ; attempt++)

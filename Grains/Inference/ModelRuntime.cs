@@ -49,8 +49,12 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
         _imageOptions = imageOptions;
         _decodes = decodes ?? new DecodeGate(imageOptions.DecodeMemoryBytes, imageOptions.EffectiveMaxConcurrentDecodes, maxWaitingBytes: imageOptions.MaxWaitingBytes);
         Preprocessor = new ImagePreprocessor(definition.Model, imageOptions, logger);
+        InputShape = definition.Model.ToInputSpec().Shape;
         metrics.State.Set((int)Interfaces.ModelState.NotReady);
     }
+
+    /// <summary>One image's input tensor shape (without the batch dimension), as the model's metadata gives it.</summary>
+    public int[] InputShape { get; }
 
     public ModelVersionDefinition Definition { get; }
 
@@ -298,6 +302,68 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
         }
 
         return result with { PreprocessingMs = preprocessingMs, Failure = null };
+    }
+
+    /// <summary>
+    /// Classifies one image given as its input tensor (little-endian FP32 in <see cref="InputShape"/>): no decoding,
+    /// no preprocessing, the same queue and batches as encoded images. A tensor of another size, or holding a value
+    /// that is not a finite number, is refused with the reason.
+    /// </summary>
+    public async Task<InferenceOutcome> PredictTensorAsync(byte[] data, CancellationToken cancellationToken = default)
+    {
+        if (State != ModelState.Ready || _scheduler is not { } scheduler)
+        {
+            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? (_unloaded ? "it was unloaded" : "still loading")}"), 0, 0);
+        }
+
+        if (data.Length != Model.TensorLength * sizeof(float))
+        {
+            return new(null, new(PredictionErrorKind.BadParameter, $"An input tensor of model {Model.Name} holds {Model.TensorLength} FP32 values ({Model.TensorLength * sizeof(float)} bytes) per image; {data.Length} bytes came."), 0, 0);
+        }
+
+        var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(data);
+        if (!AllFinite(values))
+        {
+            return new(null, new(PredictionErrorKind.BadParameter, $"The input tensor of model {Model.Name} holds a value that is not a finite number (NaN or infinity)."), 0, 0);
+        }
+
+        if (!scheduler.TryAdmit(out var refusal))
+        {
+            return refusal;
+        }
+
+        var tensor = ArrayPool<float>.Shared.Rent(Model.TensorLength);
+        values.CopyTo(tensor);
+        using var span = Tracing.StartActivity("inference");
+        span?.SetTag("classifier.model", Model.Name);
+        span?.SetTag("classifier.model_version", Definition.Version);
+        span?.SetTag("classifier.provider", Provider);
+        var result = await scheduler.InferAdmittedAsync(tensor, cancellationToken);
+        if (result.Output is not null)
+        {
+            span?.SetTag("classifier.batch_size", result.BatchSize);
+            Metrics.Inference.Observe(result.InferenceMs / 1000);
+        }
+        else if (result.Failure is { } failure)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, failure.Message);
+            _logger.LogError(failure, "Inference failed for {Model} version {Version}", Model.Name, Definition.Version);
+        }
+
+        return result with { Failure = null };
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        foreach (var v in values)
+        {
+            if (!float.IsFinite(v))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static readonly PredictionError Cancelled = new(PredictionErrorKind.Cancelled, "The request was cancelled before its answer was ready.");

@@ -55,7 +55,7 @@ public sealed class InferenceProtocolTests(ProcessClusterFixture cluster)
     [Theory]
     [InlineData("/v2/models/text-orientation")]
     [InlineData("/v2/models/text-orientation/versions/1")]
-    public async Task ModelMetadataDescribesTheImageInputAndTheOutput(string path)
+    public async Task ModelMetadataDescribesBothWaysInAndTheOutput(string path)
     {
         var (status, body) = await CurlAsync(cluster.GatewayUrl + path);
 
@@ -64,7 +64,7 @@ public sealed class InferenceProtocolTests(ProcessClusterFixture cluster)
         Assert.Equal(["1"], body.GetProperty("versions").EnumerateArray().Select(v => v.GetString()));
         Assert.Equal("onnxruntime_onnx", body.GetProperty("platform").GetString());
         string Tensor(JsonElement t) => $"{t.GetProperty("name").GetString()} {t.GetProperty("datatype").GetString()} [{string.Join(",", t.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()))}]";
-        Assert.Equal(["image BYTES [-1]"], body.GetProperty("inputs").EnumerateArray().Select(Tensor));
+        Assert.Equal(["image BYTES [-1]", "x FP32 [-1,3,48,192]"], body.GetProperty("inputs").EnumerateArray().Select(Tensor));
         Assert.Equal(["softmax_0.tmp_0 FP32 [-1,2]"], body.GetProperty("outputs").EnumerateArray().Select(Tensor));
     }
 
@@ -251,5 +251,88 @@ public sealed class InferenceProtocolTests(ProcessClusterFixture cluster)
         Assert.Contains("not an image", JsonDocument.Parse(answer).RootElement.GetProperty("error").GetString(), StringComparison.OrdinalIgnoreCase);
         Assert.Equal(404, unknown);
         Assert.Contains("Unknown model", JsonDocument.Parse(unknownAnswer).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>The default model's input tensor for an image, made by the project's own preprocessing, as little-endian FP32 bytes.</summary>
+    private static byte[] TensorOf(byte[] image)
+    {
+        var definition = Classifier.Grains.Models.ModelRepository.ReadConfig(Path.Combine(Repo.Models, "text-orientation", "config.json"), "text-orientation");
+        var tensor = new float[definition.TensorLength];
+        Assert.Null(new Classifier.Grains.Inference.ImagePreprocessor(definition, new Classifier.Grains.ImageOptions()).Preprocess(image, tensor));
+        return System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.AsSpan()).ToArray();
+    }
+
+    private static string TensorJson(int images, string data) =>
+        $$$"""{"inputs": [{"name": "x", "datatype": "FP32", "shape": [{{{images}}}, 3, 48, 192]{{{data}}}}]}""";
+
+    [Fact]
+    public async Task TheModelsOwnTensorAsBinaryOrJsonAnswersAsTheEncodedImageDoes()
+    {
+        var image = TextImages.Render("a tensor sent as it is", upsideDown: true);
+        var tensor = TensorOf(image);
+        var expected = await PredictProbabilitiesAsync(image);
+
+        // Binary, two images in one request.
+        var header = System.Text.Encoding.UTF8.GetBytes(TensorJson(2, $$$""", "parameters": {"binary_data_size": {{{tensor.Length * 2}}}}"""));
+        var (binaryStatus, binaryAnswer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", [.. header, .. tensor, .. tensor], header.Length);
+
+        // JSON numbers, one image.
+        var numbers = string.Join(",", System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(tensor).ToArray().Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture)));
+        var (jsonStatus, jsonAnswer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", System.Text.Encoding.UTF8.GetBytes(TensorJson(1, $", \"data\": [{numbers}]")), null);
+
+        Assert.True(binaryStatus == 200, System.Text.Encoding.UTF8.GetString(binaryAnswer));
+        Assert.True(jsonStatus == 200, System.Text.Encoding.UTF8.GetString(jsonAnswer));
+        var binaryData = JsonDocument.Parse(binaryAnswer).RootElement.GetProperty("outputs")[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        var jsonData = JsonDocument.Parse(jsonAnswer).RootElement.GetProperty("outputs")[0].GetProperty("data").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        Assert.Equal(4, binaryData.Length);
+        Assert.Equal(2, jsonData.Length);
+        foreach (var (row, offset) in new[] { (binaryData, 0), (binaryData, 2), (jsonData, 0) })
+        {
+            Assert.Equal(expected[0], row[offset], 4);
+            Assert.Equal(expected[1], row[offset + 1], 4);
+        }
+    }
+
+    [Fact]
+    public async Task ATensorsBytesSentAsAnEncodedImageAreNotAnsweredFromTheTensorsCacheEntry()
+    {
+        // The tensor is answered (and cached) first; the same bytes as an "image" must be decoded, and fail, not hit.
+        var tensor = TensorOf(TextImages.Numbered(9105));
+        var header = System.Text.Encoding.UTF8.GetBytes(TensorJson(1, $$$""", "parameters": {"binary_data_size": {{{tensor.Length}}}}"""));
+        var (first, _, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", [.. header, .. tensor], header.Length);
+        var (body, length) = InferBody("same-bytes", "", tensor);
+
+        var (second, answer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", body, length);
+
+        Assert.Equal(200, first);
+        Assert.Equal(400, second);
+        Assert.Contains("not an image", JsonDocument.Parse(answer).RootElement.GetProperty("error").GetString(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Theory]
+    [InlineData("shape", """{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 192, 48], "data": [1]}]}""", "must be FP32, shape [N, 3, 48, 192]")]
+    [InlineData("datatype", """{"inputs": [{"name": "x", "datatype": "INT64", "shape": [1, 3, 48, 192], "data": [1]}]}""", "datatype 'INT64'")]
+    [InlineData("count", """{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 48, 192], "data": [1, 2, 3]}]}""", "must hold 27648 numbers")]
+    [InlineData("not a number", """{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 48, 192], "data": ["one"]}]}""", "must hold 27648 numbers")]
+    public async Task BadTensorsAnswer400NamingTheExpectedShapeAndDatatype(string what, string json, string says)
+    {
+        var (status, answer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", System.Text.Encoding.UTF8.GetBytes(json), null);
+
+        Assert.True(status == 400, $"{what}: {status}");
+        Assert.Contains(says, JsonDocument.Parse(answer).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ATensorHoldingNaNIsRefusedByTheSilo()
+    {
+        var tensor = new float[3 * 48 * 192];
+        tensor[5] = float.NaN;
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(tensor.AsSpan()).ToArray();
+        var header = System.Text.Encoding.UTF8.GetBytes(TensorJson(1, $$$""", "parameters": {"binary_data_size": {{{bytes.Length}}}}"""));
+
+        var (status, answer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", [.. header, .. bytes], header.Length);
+
+        Assert.Equal(400, status);
+        Assert.Contains("not a finite number", JsonDocument.Parse(answer).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
 }
