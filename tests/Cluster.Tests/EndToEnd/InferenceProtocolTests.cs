@@ -335,4 +335,42 @@ public sealed class InferenceProtocolTests(ProcessClusterFixture cluster)
         Assert.Equal(400, status);
         Assert.Contains("not a finite number", JsonDocument.Parse(answer).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task InferRequestsAreCountedUnderTheRouteTemplateAndTheSilosPredictionCounters()
+    {
+        static double Sum(string metrics, string pattern) =>
+            System.Text.RegularExpressions.Regex.Matches(metrics, pattern, System.Text.RegularExpressions.RegexOptions.Multiline)
+                .Sum(m => double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        const string Route = @"^http_requests_total\{[^}]*endpoint=""/v2/models/\{name\}/infer""[^}]*\} (\S+)$";
+        const string Predictions = @"^predictions_total\{[^}]*\} (\S+)$";
+        var (gatewayBefore, siloBefore) = (await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/metrics"), await cluster.Http.GetStringAsync(cluster.SiloUrl + "/metrics"));
+        var (body, length) = InferBody("m", "", TextImages.Numbered(9106), TextImages.Numbered(9107));
+
+        var (status, _, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", body, length);
+
+        var (gatewayAfter, siloAfter) = (await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/metrics"), await cluster.Http.GetStringAsync(cluster.SiloUrl + "/metrics"));
+        Assert.Equal(200, status);
+        Assert.Equal(1, Sum(gatewayAfter, Route) - Sum(gatewayBefore, Route));
+        Assert.True(Sum(siloAfter, Predictions) - Sum(siloBefore, Predictions) >= 2, "the silo counted fewer than the two images");
+        Assert.DoesNotContain("endpoint=\"/v2/models/text-orientation", gatewayAfter, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnImageOverTheSizeLimitAnswers413AndAFormatOutsideTheAllowList415()
+    {
+        var (big, bigLength) = InferBody("big", "", new byte[ProcessClusterFixture.MaxImageBytes + 1]);
+        using var bmp = new SixLabors.ImageSharp.Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(32, 16);
+        using var bmpBytes = new MemoryStream();
+        bmp.Save(bmpBytes, new SixLabors.ImageSharp.Formats.Bmp.BmpEncoder());
+        var (bitmap, bitmapLength) = InferBody("bmp", "", bmpBytes.ToArray());
+
+        var (tooLarge, tooLargeAnswer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", big, bigLength);
+        var (unsupported, unsupportedAnswer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", bitmap, bitmapLength);
+
+        Assert.Equal(413, tooLarge);
+        Assert.Contains("Gateway:MaxImageBytes", JsonDocument.Parse(tooLargeAnswer).RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal(415, unsupported);
+        Assert.Contains("Bmp", JsonDocument.Parse(unsupportedAnswer).RootElement.GetProperty("error").GetString(), StringComparison.OrdinalIgnoreCase);
+    }
 }
