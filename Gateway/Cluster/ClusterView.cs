@@ -24,6 +24,9 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
 
     public ClusterSnapshot? Snapshot => Volatile.Read(ref _snapshot);
 
+    /// <summary>Models (null) and versions unloaded through the repository API, so their requests hear "not loaded", not "unknown".</summary>
+    private Dictionary<string, string[]?> _unloaded = [];
+
     /// <summary>The shard count of silos that report none (older builds); the silos' own default.</summary>
     public const int DefaultShardCount = 32;
 
@@ -112,6 +115,14 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
 
             Volatile.Write(ref _snapshot, snapshot);
             _refreshedAt = now;
+            try
+            {
+                Volatile.Write(ref _unloaded, await client.GetGrain<IModelRepositoryGrain>(IModelRepositoryGrain.Key).UnloadedAsync().WaitAsync(TimeSpan.FromSeconds(5)));
+            }
+            catch (Exception e)
+            {
+                logger.LogDebug(e, "Fetching the unloaded models failed; keeping the last list");
+            }
         }
         catch (Exception e)
         {
@@ -170,7 +181,7 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
             return known;
         }
 
-        var route = Route(snapshot, model, version);
+        var route = Route(snapshot, model, version, Volatile.Read(ref _unloaded));
         if (route.StatusCode == StatusCodes.Status200OK)
         {
             cache.Routes.TryAdd((model, version), route);
@@ -179,9 +190,17 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
         return route;
     }
 
-    private static ModelRoute Route(ClusterSnapshot snapshot, string model, string? version)
+    private static ModelRoute Route(ClusterSnapshot snapshot, string model, string? version, Dictionary<string, string[]?> unloaded)
     {
         var statuses = snapshot.Silos.SelectMany(s => s.Models).Where(m => m.Model == model).ToList();
+        var unloadedVersions = unloaded.TryGetValue(model, out var versionsUnloaded) ? versionsUnloaded ?? [] : null;
+        if (unloadedVersions is not null && (statuses.Count == 0 && unloadedVersions.Length == 0 || version is not null && unloadedVersions.Contains(version) && statuses.All(s => s.Version != version)))
+        {
+            var what = version is null ? $"Model '{model}'" : $"Model '{model}' version {version}";
+            return new(null, 0, StatusCodes.Status404NotFound,
+                $"{what} is not loaded: it was unloaded through the repository API (POST /v2/repository/models/{model}/load serves it again).");
+        }
+
         if (statuses.Count == 0)
         {
             var known = snapshot.Silos.SelectMany(s => s.Models).Select(m => m.Model).Distinct().Order();

@@ -136,6 +136,7 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.True(unload.Status == HttpStatusCode.OK, unload.Body);
         await WaitUntilAsync(async () => (await PredictAsync(61_001, version: "1")).Status == HttpStatusCode.NotFound, "version 1 kept answering after its unload");
         Assert.Contains(new Entry(Model, "1", "UNAVAILABLE", "unloaded"), await IndexAsync());
+        Assert.Contains("version 1 is not loaded: it was unloaded", (await PredictAsync(61_006, version: "1")).Body, StringComparison.Ordinal);
 
         // A broken version 3 is refused, naming it and both silos; version 2 keeps serving.
         AddVersion("3", broken: true);
@@ -213,6 +214,7 @@ public sealed class RepositoryApiTests(ITestOutputHelper output) : IAsyncLifetim
         var unloadAll = await RepositoryAsync("unload");
         Assert.True(unloadAll.Status == HttpStatusCode.OK, unloadAll.Body);
         await WaitUntilAsync(async () => (await PredictAsync(61_003)).Status == HttpStatusCode.NotFound, "the model kept answering after its unload");
+        Assert.Contains($"Model '{Model}' is not loaded: it was unloaded", (await PredictAsync(61_007)).Body, StringComparison.Ordinal);
         var loadAgain = await RepositoryAsync("load");
         Assert.True(loadAgain.Status == HttpStatusCode.OK, loadAgain.Body);
         await WaitUntilAsync(async () => (await PredictAsync(61_004)).Status == HttpStatusCode.OK, "the model did not answer after it was loaded again");
