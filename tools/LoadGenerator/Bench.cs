@@ -81,6 +81,14 @@ public static class Bench
         var moreMisses = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + 20_000 + i)).ToArray();
         results.Add(await Accounted(DriveAsync(http, gatewayUrl, "cluster all-miss, after the others", requests, concurrency, i => moreMisses[i]), await Before()));
 
+        // The same all-miss workload through the Open Inference Protocol's REST infer (binary data extension), right after.
+        var inferUrl = $"{gatewayUrl[..gatewayUrl.IndexOf("/predict", StringComparison.Ordinal)]}/v2/models/{Uri.EscapeDataString(model)}/infer";
+        var oipMisses = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + 40_000 + i)).ToArray();
+        await Steady.UntilSteadyAsync( // its own code paths warmed as /predict's were, so neither is measured cold
+            async pass => (await DriveAsync(http, inferUrl, "warm-up", Math.Min(1000, requests), concurrency, i => Soak.Image(seed + 60_000 + pass * 1000 + i), oip: true)).Throughput,
+            maxPasses: 6);
+        results.Add(await Accounted(DriveAsync(http, inferUrl, "cluster all-miss, Open Inference Protocol REST", requests, concurrency, i => oipMisses[i], oip: true), await Before()));
+
         if (!baselineFirst)
         {
             baseline = Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency, device);
@@ -111,8 +119,9 @@ public static class Bench
             maxPasses: 12);
     }
 
-    /// <param name="predictUrl">The gateway's <c>/predict</c> URL, with its query.</param>
-    internal static async Task<BenchResult> DriveAsync(HttpClient http, string predictUrl, string name, int requests, int concurrency, Func<int, byte[]> image)
+    /// <param name="predictUrl">The gateway's <c>/predict</c> URL, with its query; with <paramref name="oip"/>, its <c>/v2/models/{m}/infer</c> URL.</param>
+    /// <param name="oip">Send each image as an Open Inference Protocol request (BYTES input, binary data extension).</param>
+    internal static async Task<BenchResult> DriveAsync(HttpClient http, string predictUrl, string name, int requests, int concurrency, Func<int, byte[]> image, bool oip = false)
     {
         var latencies = new ConcurrentBag<double>();
         var errors = 0;
@@ -124,8 +133,8 @@ public static class Bench
             int i;
             while ((i = Interlocked.Increment(ref next)) < requests)
             {
-                using var content = new ByteArrayContent(image(i));
-                content.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+                using var content = oip ? OipContent(image(i)) : new ByteArrayContent(image(i));
+                content.Headers.ContentType = new MediaTypeHeaderValue(oip ? "application/octet-stream" : "image/png");
                 var sent = Stopwatch.GetTimestamp();
                 try
                 {
@@ -136,7 +145,7 @@ public static class Bench
                     {
                         Interlocked.Increment(ref errors);
                     }
-                    else if (JsonDocument.Parse(body).RootElement.GetProperty("cached").GetBoolean())
+                    else if (!oip && JsonDocument.Parse(body).RootElement.GetProperty("cached").GetBoolean())
                     {
                         Interlocked.Increment(ref hits);
                     }
@@ -153,6 +162,20 @@ public static class Bench
         Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {name}: {requests} requests in {seconds:F1} s ({requests / seconds:F0}/s), {errors} errors");
         var sorted = latencies.Order().ToList();
         return new BenchResult(name, requests, seconds, requests / seconds, Q(sorted, 0.5), Q(sorted, 0.95), Q(sorted, 0.99), errors, (double)hits / requests);
+    }
+
+    /// <summary>One image as an Open Inference Protocol infer request: the JSON header, then the image as a length-prefixed BYTES element.</summary>
+    private static ByteArrayContent OipContent(byte[] image)
+    {
+        var header = System.Text.Encoding.UTF8.GetBytes(
+            $$$"""{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": {{{image.Length + 4}}}}}]}""");
+        var body = new byte[header.Length + 4 + image.Length];
+        header.CopyTo(body, 0);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(body.AsSpan(header.Length), image.Length);
+        image.CopyTo(body, header.Length + 4);
+        var content = new ByteArrayContent(body);
+        content.Headers.Add("Inference-Header-Content-Length", header.Length.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return content;
     }
 
     /// <summary>The same preprocessing and model, in this process: batch 1 with one thread per core, then larger batches.</summary>
