@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Starts a local cluster: one silo and the HTTP gateway, localhost clustering, the default model.
 # Ctrl+C stops both. Add silos from another terminal with scripts/add-silo.sh.
-#   GATEWAY_PORT (8080)  SILO_METRICS_PORT (9091)  MODELS (./models)  DEVICE (auto|cpu|cuda)
+#   GATEWAY_PORT (8080)  GRPC_PORT (8081)  SILO_METRICS_PORT (9091)  MODELS (./models)  DEVICE (auto|cpu|cuda)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 gateway_port="${GATEWAY_PORT:-8080}"
+grpc_port="${GRPC_PORT:-8081}"
 silo_http="${SILO_METRICS_PORT:-9091}"
 models="${MODELS:-$root/models}"
 device="${DEVICE:-auto}"
@@ -25,7 +26,7 @@ dotnet Silo/bin/Release/net10.0/Classifier.Silo.dll \
   --Cluster:SiloPort 11111 --Cluster:GatewayPort 30000 >"$logs/silo-11111.log" 2>&1 &
 pids+=($!)
 dotnet Gateway/bin/Release/net10.0/Classifier.Gateway.dll \
-  --urls "http://127.0.0.1:$gateway_port" --Cluster:GatewayPorts:0 30000 >"$logs/gateway.log" 2>&1 &
+  --urls "http://127.0.0.1:$gateway_port" --Gateway:GrpcPort "$grpc_port" --Cluster:GatewayPorts:0 30000 >"$logs/gateway.log" 2>&1 &
 pids+=($!)
 
 echo "Waiting for the cluster to become ready ..." >&2
@@ -34,6 +35,7 @@ for _ in $(seq 1 120); do
     cat <<MSG
 Cluster ready.
   Gateway:        http://127.0.0.1:$gateway_port   (metrics at /metrics, models at /models)
+  gRPC:           127.0.0.1:$grpc_port   (inference.GRPCInferenceService, h2c; Gateway/Protos/open_inference.proto)
   Silo metrics:   http://127.0.0.1:$silo_http/metrics
   Logs:           $logs/
 Try:

@@ -94,6 +94,29 @@ public static class GatewayExtensions
             builder.WebHost.UseUrls($"{urls};http://{host}:{managementPort}");
         }
 
+        if (gateway.GrpcPort is { } grpcPort)
+        {
+            // gRPC needs HTTP/2 without TLS (h2c), which Kestrel offers only on an endpoint that speaks HTTP/2 alone; an
+            // endpoint set in code replaces the URLs, so those are bound here too, each as it was.
+            var urls = (builder.WebHost.GetSetting(WebHostDefaults.ServerUrlsKey) ?? builder.Configuration[WebHostDefaults.ServerUrlsKey] ?? "http://0.0.0.0:8080")
+                .Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            builder.WebHost.UseUrls(); // bound below, each as it was; left set, Kestrel would warn that it overrides them
+            builder.WebHost.ConfigureKestrel(k =>
+            {
+                foreach (var url in urls)
+                {
+                    Listen(k, url, null);
+                }
+
+                Listen(k, urls[0], grpcPort);
+            });
+            builder.Services.AddGrpc(o =>
+            {
+                o.MaxReceiveMessageSize = (int)Math.Min(int.MaxValue, gateway.MaxBatchBytes + InferenceProtocolInfer.MaxHeaderBytes);
+                o.Interceptors.Add<GrpcApiKeyInterceptor>();
+            });
+        }
+
         builder.Services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName);
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton(TimeProvider.System);
@@ -105,6 +128,34 @@ public static class GatewayExtensions
         builder.Services.AddSingleton(sp => new UploadBudget(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.MaxUploadBytesInFlight));
         builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();
         return builder;
+    }
+
+    /// <summary>Binds one listening URL (http only), or with <paramref name="grpcPort"/> its host on that port for HTTP/2 alone.</summary>
+    private static void Listen(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions kestrel, string url, int? grpcPort)
+    {
+        var uri = new Uri(url.Replace("://*", "://0.0.0.0", StringComparison.Ordinal).Replace("://+", "://0.0.0.0", StringComparison.Ordinal));
+        if (uri.Scheme != Uri.UriSchemeHttp)
+        {
+            throw new OptionsValidationException(GatewayOptions.SectionName, typeof(GatewayOptions), [$"Gateway:GrpcPort needs http:// listening URLs; '{url}' is not one."]);
+        }
+
+        var port = grpcPort ?? uri.Port;
+        void Configure(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions o)
+        {
+            if (grpcPort is not null)
+            {
+                o.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2;
+            }
+        }
+
+        if (uri.Host == "localhost")
+        {
+            kestrel.ListenLocalhost(port, Configure);
+        }
+        else
+        {
+            kestrel.Listen(System.Net.IPAddress.Parse(uri.Host.Trim('[', ']')), port, Configure);
+        }
     }
 
     public static WebApplication UseGatewayPipeline(this WebApplication app)
@@ -137,6 +188,12 @@ public static class GatewayExtensions
         if (app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.ManagementPort is { } managementPort)
         {
             app.UseMiddleware<ManagementPortMiddleware>(managementPort);
+        }
+
+        if (app.Services.GetRequiredService<IOptions<GatewayOptions>>().Value.GrpcPort is { } grpcPort)
+        {
+            app.UseMiddleware<GrpcBodyBudgetMiddleware>(grpcPort);
+            app.MapGrpcService<GrpcInferenceService>();
         }
 
         return app;

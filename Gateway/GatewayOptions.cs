@@ -46,6 +46,13 @@ public sealed class GatewayOptions
     public int? ManagementPort { get; set; }
 
     /// <summary>
+    /// The port of the Open Inference Protocol's gRPC service (<c>inference.GRPCInferenceService</c>, HTTP/2 without
+    /// TLS, on the hosts of the listening URLs). Unset (the default): no gRPC; <c>run.sh</c> sets 8081.
+    /// </summary>
+    [Range(1, 65535)]
+    public int? GrpcPort { get; set; }
+
+    /// <summary>
     /// Upload memory this gateway may hold at once, over all requests, in bytes: an image holds its size while it
     /// arrives, then its array and what Orleans needs to send it (about four times its size for large images, see
     /// <see cref="Api.UploadReader.HoldingCost"/>) until its request ends. Beyond it uploads are refused with 503

@@ -30,7 +30,7 @@ public sealed class ApiKeyFilter : IEndpointFilter
 
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
-        if (_keyHashes.Length == 0 || IsAuthorized(context.HttpContext.Request))
+        if (Accepts(context.HttpContext.Request))
         {
             return await next(context);
         }
@@ -39,6 +39,9 @@ public sealed class ApiKeyFilter : IEndpointFilter
         return Problems.Of(StatusCodes.Status401Unauthorized,
             "This API needs a key: send it as 'X-Api-Key: <key>' or 'Authorization: Bearer <key>'. Ask the cluster's operator for one.");
     }
+
+    /// <summary>True when no keys are configured, or the request presents one of them.</summary>
+    public bool Accepts(HttpRequest request) => _keyHashes.Length == 0 || IsAuthorized(request);
 
     private bool IsAuthorized(HttpRequest request)
     {

@@ -57,15 +57,28 @@ public static class InferenceProtocolApi
     /// </summary>
     public static async Task<IResult> MetadataAsync(string name, string? version, ClusterView cluster, CancellationToken cancellationToken)
     {
+        try
+        {
+            return Results.Json(await DescribeAsync(name, version, cluster, cancellationToken));
+        }
+        catch (InferenceError error)
+        {
+            return Error(error.Status, error.Message);
+        }
+    }
+
+    /// <summary>The model's metadata (REST and gRPC); throws <see cref="InferenceError"/> for a bad name or an unknown model or version.</summary>
+    public static async Task<ModelMetadata> DescribeAsync(string name, string? version, ClusterView cluster, CancellationToken cancellationToken)
+    {
         var (status, problem) = await ResolveAsync(name, version, cluster, cancellationToken);
         if (problem is not null)
         {
-            return problem;
+            throw problem;
         }
 
         var versions = ReadyVersions(cluster, name);
         var outputLength = status!.OutputKind == "embedding" ? status.OutputLength : status.LabelCount;
-        return Results.Json(new ModelMetadata(
+        return new ModelMetadata(
             name,
             versions,
             "onnxruntime_onnx",
@@ -73,7 +86,7 @@ public static class InferenceProtocolApi
                 new TensorMetadata(ImageInput, "BYTES", [-1]),
                 new TensorMetadata(status.Input.Name, "FP32", [-1, .. status.Input.Shape.Select(d => (long)d)]),
             ],
-            [new TensorMetadata(status.Output, "FP32", [-1, outputLength > 0 ? outputLength : -1])]));
+            [new TensorMetadata(status.Output, "FP32", [-1, outputLength > 0 ? outputLength : -1])]);
     }
 
     /// <summary>Whether the model (version) can be served now: 200 when it can, 503 when it is known but not ready, 404 when unknown.</summary>
@@ -94,11 +107,11 @@ public static class InferenceProtocolApi
     }
 
     /// <summary>The status of the version a request names (or would be routed to), or the error to answer.</summary>
-    private static async Task<(ModelVersionStatus? Status, IResult? Problem)> ResolveAsync(string name, string? version, ClusterView cluster, CancellationToken cancellationToken)
+    private static async Task<(ModelVersionStatus? Status, InferenceError? Problem)> ResolveAsync(string name, string? version, ClusterView cluster, CancellationToken cancellationToken)
     {
         if (!RequestRules.IsModelName(name))
         {
-            return (null, Error(StatusCodes.Status400BadRequest, $"'{Echo.Of(name)}' is not a model name: lower-case letters, digits, '.', '_' or '-', at most 64."));
+            return (null, InferenceError.BadRequest($"'{Echo.Of(name)}' is not a model name: lower-case letters, digits, '.', '_' or '-', at most 64."));
         }
 
         var route = await cluster.RouteAsync(name, version, cancellationToken);
@@ -108,7 +121,7 @@ public static class InferenceProtocolApi
             .OrderByDescending(m => m.State == ModelState.Ready).ThenByDescending(m => long.TryParse(m.Version, out var v) ? v : -1)
             .FirstOrDefault();
         return status is null
-            ? (null, Error(route.StatusCode == StatusCodes.Status503ServiceUnavailable ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status404NotFound,
+            ? (null, new InferenceError(route.StatusCode == StatusCodes.Status503ServiceUnavailable ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status404NotFound,
                 route.Problem ?? $"Unknown model '{Echo.Of(name)}'."))
             : (status, null);
     }

@@ -35,10 +35,17 @@ public static class RepositoryApi
         }
 
         var readyOnly = body is { ValueKind: JsonValueKind.Object } o && o.TryGetProperty("ready", out var r) && r.ValueKind == JsonValueKind.True;
+        var entries = await EntriesAsync(cluster, client, readyOnly, cancellationToken);
+        return entries is null ? Error(StatusCodes.Status503ServiceUnavailable, "No silo answered; the cluster is not reachable.") : Results.Json(entries);
+    }
+
+    /// <summary>The index's entries in name and version order (only READY ones with <paramref name="readyOnly"/>); null when no silo answered.</summary>
+    public static async Task<List<RepositoryEntry>?> EntriesAsync(ClusterView cluster, IClusterClient client, bool readyOnly, CancellationToken cancellationToken)
+    {
         await cluster.RefreshAsync(cancellationToken);
         if (cluster.Snapshot is not { } snapshot)
         {
-            return Error(StatusCodes.Status503ServiceUnavailable, "No silo answered; the cluster is not reachable.");
+            return null;
         }
 
         var entries = snapshot.Silos.SelectMany(s => s.Models).GroupBy(m => (m.Model, m.Version)).Select(g =>
@@ -60,10 +67,11 @@ public static class RepositoryApi
             }
         }
 
-        return Results.Json(entries
+        return [.. entries
             .Where(e => !readyOnly || e.State == "READY")
-            .OrderBy(e => e.Name, StringComparer.Ordinal).ThenBy(e => long.TryParse(e.Version, out var v) ? v : -1));
+            .OrderBy(e => e.Name, StringComparer.Ordinal).ThenBy(e => long.TryParse(e.Version, out var v) ? v : -1)];
     }
+
 
     public static Task<IResult> LoadAsync(string name, HttpRequest request, IClusterClient client, ClusterView cluster, CancellationToken cancellationToken) =>
         ChangeAsync(name, request, cluster, cancellationToken, load: true, (model, version) => client.GetGrain<IModelRepositoryGrain>(IModelRepositoryGrain.Key).LoadAsync(model, version));
@@ -101,8 +109,31 @@ public static class RepositoryApi
             }
         }
 
-        var changes = await change(name, version);
+        var (status, error) = await ApplyAsync(change, name, version, load);
         await cluster.RefreshAsync(cancellationToken);
+        return error is null ? Results.Json(new { }) : Error(status, error);
+    }
+
+    /// <summary>Loads or unloads the model (or one version) on every silo: answers 200 and null, or the status and why, naming each silo that failed.</summary>
+    public static Task<(int Status, string? Error)> ChangeAsync(IClusterClient client, string model, string? version, bool load)
+    {
+        if (!RequestRules.IsModelName(model))
+        {
+            return Task.FromResult<(int, string?)>((StatusCodes.Status400BadRequest, $"'{Echo.Of(model)}' is not a model name: lower-case letters, digits, '.', '_' or '-', at most 64."));
+        }
+
+        if (version is not null && (!long.TryParse(version, out var n) || n < 0))
+        {
+            return Task.FromResult<(int, string?)>((StatusCodes.Status400BadRequest, "parameters.version must be a version folder number, such as \"2\"."));
+        }
+
+        var grain = client.GetGrain<IModelRepositoryGrain>(IModelRepositoryGrain.Key);
+        return ApplyAsync(load ? grain.LoadAsync : grain.UnloadAsync, model, version, load);
+    }
+
+    private static async Task<(int Status, string? Error)> ApplyAsync(Func<string, string?, Task<SiloModelChange[]>> change, string name, string? version, bool load)
+    {
+        var changes = await change(name, version);
         var failures = changes.SelectMany(c => c.Error is not null ? [$"{c.Silo}: {c.Error}"]
             : load ? c.Versions.Where(s => (version is null || s.Version == version) && s.State != ModelState.Ready).Select(s => $"{c.Silo}: version {s.Version}: {s.Error ?? "not ready"}")
             : c.Versions.Where(s => version is null || s.Version == version).Select(s => $"{c.Silo}: version {s.Version} is still loaded")).ToList();
@@ -112,8 +143,8 @@ public static class RepositoryApi
         }
 
         return failures.Count == 0
-            ? Results.Json(new { })
-            : Error(StatusCodes.Status400BadRequest, $"{(load ? "Load" : "Unload")} of model '{name}'{(version is null ? "" : $" version {version}")} failed on {string.Join("; ", failures)}");
+            ? (StatusCodes.Status200OK, null)
+            : (StatusCodes.Status400BadRequest, $"{(load ? "Load" : "Unload")} of model '{name}'{(version is null ? "" : $" version {version}")} failed on {string.Join("; ", failures)}");
     }
 
     /// <summary>Largest repository request body read.</summary>

@@ -313,7 +313,7 @@ public sealed class InferenceProtocolTests(ProcessClusterFixture cluster)
     [InlineData("shape", """{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 192, 48], "data": [1]}]}""", "must be FP32, shape [N, 3, 48, 192]")]
     [InlineData("datatype", """{"inputs": [{"name": "x", "datatype": "INT64", "shape": [1, 3, 48, 192], "data": [1]}]}""", "datatype 'INT64'")]
     [InlineData("count", """{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 48, 192], "data": [1, 2, 3]}]}""", "must hold 27648 numbers")]
-    [InlineData("not a number", """{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 48, 192], "data": ["one"]}]}""", "must hold 27648 numbers")]
+    [InlineData("not a number", """{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3, 48, 192], "data": ["one"]}]}""", "must hold numbers only")]
     public async Task BadTensorsAnswer400NamingTheExpectedShapeAndDatatype(string what, string json, string says)
     {
         var (status, answer, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", System.Text.Encoding.UTF8.GetBytes(json), null);

@@ -39,6 +39,12 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
     /// <summary>A gateway with API keys and a separate management port, on the same silo.</summary>
     public string SecuredGatewayUrl { get; private set; } = "";
 
+    /// <summary>The gateway's gRPC (h2c) address, host:port.</summary>
+    public string GrpcAddress { get; private set; } = "";
+
+    /// <summary>The secured gateway's gRPC address: API keys required.</summary>
+    public string SecuredGrpcAddress { get; private set; } = "";
+
     public string SecuredManagementUrl { get; private set; } = "";
 
     public const string ApiKey = "test-key-0123";
@@ -79,13 +85,16 @@ public sealed class ProcessClusterFixture : IAsyncLifetime
         OrphanGatewayUrl = $"http://127.0.0.1:{orphanHttp}";
 
         var silo = Track(ClusterProcess.StartSilo("silo-a", siloHttp, siloPort, siloGateway, siloPort, ClusterId, ModelRepository));
-        var gateway = Track(ClusterProcess.StartGateway("gateway", gatewayHttp, [siloGateway], ClusterId, "--Gateway:MaxImageBytes", $"{MaxImageBytes}"));
+        var (grpc, securedGrpc) = (ClusterProcess.FreePort(), ClusterProcess.FreePort());
+        GrpcAddress = $"127.0.0.1:{grpc}";
+        SecuredGrpcAddress = $"127.0.0.1:{securedGrpc}";
+        var gateway = Track(ClusterProcess.StartGateway("gateway", gatewayHttp, [siloGateway], ClusterId, "--Gateway:MaxImageBytes", $"{MaxImageBytes}", "--Gateway:GrpcPort", $"{grpc}"));
         var orphan = Track(ClusterProcess.StartGateway("orphan-gateway", orphanHttp, [ClusterProcess.FreePort()], ClusterId));
         var (securedHttp, securedManagement) = (ClusterProcess.FreePort(), ClusterProcess.FreePort());
         SecuredGatewayUrl = $"http://127.0.0.1:{securedHttp}";
         SecuredManagementUrl = $"http://127.0.0.1:{securedManagement}";
         var secured = Track(ClusterProcess.StartGateway("secured-gateway", securedHttp, [siloGateway], ClusterId,
-            "--Auth:ApiKeys:0", "other-key", "--Auth:ApiKeys:1", ApiKey, "--Gateway:ManagementPort", $"{securedManagement}"));
+            "--Auth:ApiKeys:0", "other-key", "--Auth:ApiKeys:1", ApiKey, "--Gateway:ManagementPort", $"{securedManagement}", "--Gateway:GrpcPort", $"{securedGrpc}"));
 
         await silo.WaitUntilOkAsync(Http, SiloUrl + "/readyz", TimeSpan.FromSeconds(60));
         await gateway.WaitUntilOkAsync(Http, GatewayUrl + "/readyz", TimeSpan.FromSeconds(60));

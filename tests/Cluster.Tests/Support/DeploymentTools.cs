@@ -104,11 +104,20 @@ public static class DeploymentTools
         return (lines[..^1], lines[^1]);
     }
 
+    /// <summary>
+    /// The gRPC clients this project did not write (<c>@grpc/grpc-js</c> with <c>@grpc/proto-loader</c>, and <c>buf</c>),
+    /// with <c>tests/Cluster.Tests/EndToEnd/grpc/call.mjs</c>, installed in <c>.tools/grpc</c>: answers that folder.
+    /// </summary>
+    public static Task<string> GrpcClientsAsync() =>
+        NpmToolAsync(Path.Combine(Repo.Root, "tests", "Cluster.Tests", "EndToEnd", "grpc"), Path.Combine(ToolsDir, "grpc"), "call.mjs");
+
     /// <summary>The schema checker with its npm packages installed, in <c>.tools/schemas</c>; installed again when its package.json changes.</summary>
-    private static async Task<string> SchemasAsync()
+    private static Task<string> SchemasAsync() =>
+        NpmToolAsync(Path.Combine(Repo.Root, "tests", "Cluster.Tests", "Deployment", "schemas"), Path.Combine(ToolsDir, "schemas"), "check.mjs");
+
+    /// <summary>Copies a script and its package.json from <paramref name="source"/> to <paramref name="target"/> and installs the packages there, again when package.json changes.</summary>
+    private static async Task<string> NpmToolAsync(string source, string target, string script)
     {
-        var source = Path.Combine(Repo.Root, "tests", "Cluster.Tests", "Deployment", "schemas");
-        var target = Path.Combine(ToolsDir, "schemas");
         await Gate.WaitAsync();
         try
         {
@@ -122,11 +131,11 @@ public static class DeploymentTools
                 if (exitCode != 0)
                 {
                     File.Delete(installed);
-                    throw new InvalidOperationException($"npm install of the schema packages failed: {stderr}{stdout}");
+                    throw new InvalidOperationException($"npm install in {target} failed: {stderr}{stdout}");
                 }
             }
 
-            File.Copy(Path.Combine(source, "check.mjs"), Path.Combine(target, "check.mjs"), overwrite: true);
+            File.Copy(Path.Combine(source, script), Path.Combine(target, script), overwrite: true);
             return target;
         }
         finally
