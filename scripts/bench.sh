@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: starts a silo and a gateway on spare ports, runs all-miss, all-hit and Zipf workloads
 # through the gateway and, in the same run, the same model and preprocessing directly through ONNX
-# Runtime, and prints every cluster figure as a ratio to that baseline. Writes .run/bench/bench.md
+# Runtime, and prints every cluster figure as a ratio to that baseline. All-miss also runs through the Open Inference
+# Protocol's REST infer and its gRPC ModelInfer, to compare with /predict's. Writes .run/bench/bench.md
 # and .run/bench/bench.json. REQUESTS (3000), CONCURRENCY (8), MODEL (text-orientation; resnet18 after
 # scripts/fetch-models.sh resnet18), MODELS (the model repository, default models/); extra arguments go
 # to the silo (e.g. --Models:Device cuda).
@@ -9,9 +10,10 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib/local-cluster.sh"
 models="${MODELS:-$root/models}"
+GATEWAY_ARGS=(--Gateway:GrpcPort 8482)
 start_local_cluster bench 9491 11491 30491 8481 --Models:Repository "$models" "$@" || exit 1
 dotnet "$root/tools/LoadGenerator/bin/Release/net10.0/Classifier.LoadGenerator.dll" bench \
-  --gateway http://127.0.0.1:8481 --models "$models" --model "${MODEL:-text-orientation}" \
+  --gateway http://127.0.0.1:8481 --grpc 127.0.0.1:8482 --models "$models" --model "${MODEL:-text-orientation}" \
   --cpu-from http://127.0.0.1:8481/metrics,http://127.0.0.1:9491/metrics \
   --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" \
   --markdown "$root/.run/bench/bench.md" --json "$root/.run/bench/bench.json"

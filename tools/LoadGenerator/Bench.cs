@@ -34,7 +34,8 @@ public sealed record BenchResult(string Name, int Requests, double Seconds, doub
 public static class Bench
 {
     /// <param name="cpuFrom">The gateway's and the silo's <c>/metrics</c> URLs, to account CPU per request to each process; null to skip.</param>
-    public static async Task<List<BenchResult>> RunAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http, string device = "cpu", (string Gateway, string Silo)? cpuFrom = null, bool baselineFirst = true, bool warmUp = true)
+    /// <param name="grpcAddress">The gateway's gRPC address (host:port), to run the all-miss workload over gRPC too; null to skip.</param>
+    public static async Task<List<BenchResult>> RunAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http, string device = "cpu", (string Gateway, string Silo)? cpuFrom = null, bool baselineFirst = true, bool warmUp = true, string? grpcAddress = null)
     {
         var results = new List<BenchResult>();
         var baseline = baselineFirst ? Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency, device) : [];
@@ -88,6 +89,15 @@ public static class Bench
             async pass => (await DriveAsync(http, inferUrl, "warm-up", Math.Min(1000, requests), concurrency, i => Soak.Image(seed + 60_000 + pass * 1000 + i), oip: true)).Throughput,
             maxPasses: 6);
         results.Add(await Accounted(DriveAsync(http, inferUrl, "cluster all-miss, Open Inference Protocol REST", requests, concurrency, i => oipMisses[i], oip: true), await Before()));
+
+        if (grpcAddress is not null)
+        {
+            var grpcMisses = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + 80_000 + i)).ToArray();
+            await Steady.UntilSteadyAsync(
+                async pass => (await DriveGrpcAsync(grpcAddress, model, "warm-up", Math.Min(1000, requests), concurrency, i => Soak.Image(seed + 100_000 + pass * 1000 + i))).Throughput,
+                maxPasses: 6);
+            results.Add(await Accounted(DriveGrpcAsync(grpcAddress, model, "cluster all-miss, Open Inference Protocol gRPC", requests, concurrency, i => grpcMisses[i]), await Before()));
+        }
 
         if (!baselineFirst)
         {
@@ -162,6 +172,56 @@ public static class Bench
         Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {name}: {requests} requests in {seconds:F1} s ({requests / seconds:F0}/s), {errors} errors");
         var sorted = latencies.Order().ToList();
         return new BenchResult(name, requests, seconds, requests / seconds, Q(sorted, 0.5), Q(sorted, 0.95), Q(sorted, 0.99), errors, (double)hits / requests);
+    }
+
+    /// <summary>Sends each image as a gRPC ModelInfer (BYTES input in raw_input_contents), each client on its own HTTP/2 connection as the REST drive's clients each have theirs.</summary>
+    internal static async Task<BenchResult> DriveGrpcAsync(string address, string model, string name, int requests, int concurrency, Func<int, byte[]> image)
+    {
+        var channels = Enumerable.Range(0, concurrency)
+            .Select(_ => Grpc.Net.Client.GrpcChannel.ForAddress($"http://{address}", new Grpc.Net.Client.GrpcChannelOptions { MaxReceiveMessageSize = 64 << 20, MaxSendMessageSize = 64 << 20 }))
+            .ToArray();
+        var latencies = new ConcurrentBag<double>();
+        var errors = 0;
+        var next = -1;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async c =>
+        {
+            var client = new Classifier.Gateway.Grpc.GRPCInferenceService.GRPCInferenceServiceClient(channels[c]);
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < requests)
+            {
+                var bytes = image(i);
+                var raw = new byte[bytes.Length + 4];
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(raw, bytes.Length);
+                bytes.CopyTo(raw, 4);
+                var request = new Classifier.Gateway.Grpc.ModelInferRequest
+                {
+                    ModelName = model,
+                    Inputs = { new Classifier.Gateway.Grpc.ModelInferRequest.Types.InferInputTensor { Name = "image", Datatype = "BYTES", Shape = { 1 } } },
+                    RawInputContents = { Google.Protobuf.ByteString.CopyFrom(raw) },
+                };
+                var sent = Stopwatch.GetTimestamp();
+                try
+                {
+                    await client.ModelInferAsync(request, deadline: DateTime.UtcNow.AddSeconds(60));
+                }
+                catch (Grpc.Core.RpcException)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+
+                latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
+            }
+        }));
+        var seconds = clock.Elapsed.TotalSeconds;
+        foreach (var channel in channels)
+        {
+            channel.Dispose();
+        }
+
+        Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {name}: {requests} requests in {seconds:F1} s ({requests / seconds:F0}/s), {errors} errors");
+        var sorted = latencies.Order().ToList();
+        return new BenchResult(name, requests, seconds, requests / seconds, Q(sorted, 0.5), Q(sorted, 0.95), Q(sorted, 0.99), errors, 0);
     }
 
     /// <summary>One image as an Open Inference Protocol infer request: the JSON header, then the image as a length-prefixed BYTES element.</summary>
