@@ -136,7 +136,7 @@ public sealed class ModelGrain(
         // An identical image already being classified by this grain: share its run, as a cache hit.
         if (_inFlight.TryGetValue(hash, out var running))
         {
-            _cache.CountHit();
+            _cache.CountJoinedAsHit();
             metrics.CacheHits.Inc();
             InferenceOutcome shared;
             using (running.Join(cancellationToken))

@@ -42,8 +42,16 @@ public sealed class LruCache<TKey, TValue>(int capacity, Func<TValue, long> size
         return false;
     }
 
-    /// <summary>Counts a hit that was served without a lookup finding the entry (a request joined an identical one in flight).</summary>
-    public void CountHit() => Hits++;
+    /// <summary>
+    /// Turns the miss the last lookup counted into a hit: the request found no entry but joined an identical one in
+    /// flight, and is answered as a hit. Counting both (a miss and a hit) put the cluster's hit rate below the
+    /// silos' own counters, which count it once, as a hit.
+    /// </summary>
+    public void CountJoinedAsHit()
+    {
+        Misses--;
+        Hits++;
+    }
 
     /// <summary>Adds or replaces <paramref name="key"/>; returns how many entries were evicted to make room.</summary>
     public int Set(TKey key, TValue value)

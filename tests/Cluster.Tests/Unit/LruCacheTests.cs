@@ -27,6 +27,19 @@ public sealed class LruCacheTests
     }
 
     [Fact]
+    public void ARequestThatJoinedAnIdenticalOneInFlightCountsAsOneHitAndNoMiss()
+    {
+        // The silo's counters count it once, as a hit; the cluster's rate is summed from these statistics.
+        var cache = NewCache(3);
+        Assert.False(cache.TryGet("a", out _)); // the first request: a miss, it runs
+        Assert.False(cache.TryGet("a", out _)); // the second finds no entry yet, then joins the run
+
+        cache.CountJoinedAsHit();
+
+        Assert.Equal((1L, 1L), (cache.Statistics.Hits, cache.Statistics.Misses));
+    }
+
+    [Fact]
     public void HitsMissesSizeAndBytesAreCounted()
     {
         var cache = NewCache(2);
