@@ -344,15 +344,17 @@ public sealed class InferenceProtocolTests(ProcessClusterFixture cluster)
                 .Sum(m => double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
         const string Route = @"^http_requests_total\{[^}]*endpoint=""/v2/models/\{name\}/infer""[^}]*\} (\S+)$";
         const string Predictions = @"^predictions_total\{[^}]*\} (\S+)$";
-        var (gatewayBefore, siloBefore) = (await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/metrics"), await cluster.Http.GetStringAsync(cluster.SiloUrl + "/metrics"));
+        // Every silo of the collection's cluster: another test may have added one, and the images' shards may live there.
+        async Task<string> SilosAsync() => string.Join("\n", await Task.WhenAll(cluster.SiloUrls.Select(u => cluster.Http.GetStringAsync(u + "/metrics"))));
+        var (gatewayBefore, siloBefore) = (await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/metrics"), await SilosAsync());
         var (body, length) = InferBody("m", "", TextImages.Numbered(9106), TextImages.Numbered(9107));
 
         var (status, _, _) = await CurlPostAsync(cluster.GatewayUrl + "/v2/models/text-orientation/infer", body, length);
 
-        var (gatewayAfter, siloAfter) = (await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/metrics"), await cluster.Http.GetStringAsync(cluster.SiloUrl + "/metrics"));
+        var (gatewayAfter, siloAfter) = (await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/metrics"), await SilosAsync());
         Assert.Equal(200, status);
         Assert.Equal(1, Sum(gatewayAfter, Route) - Sum(gatewayBefore, Route));
-        Assert.True(Sum(siloAfter, Predictions) - Sum(siloBefore, Predictions) >= 2, "the silo counted fewer than the two images");
+        Assert.True(Sum(siloAfter, Predictions) - Sum(siloBefore, Predictions) >= 2, "the silos counted fewer than the two images");
         Assert.DoesNotContain("endpoint=\"/v2/models/text-orientation", gatewayAfter, StringComparison.Ordinal);
     }
 
