@@ -268,7 +268,7 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
     {
         if (State != ModelState.Ready || _scheduler is not { } scheduler)
         {
-            return NotLoaded();
+            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? (_unloaded ? "it was unloaded" : "still loading")}"), 0, 0);
         }
 
         // A place in the model's queue first: when the model cannot keep up, the excess is refused before it is decoded.
@@ -284,16 +284,6 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
             return new(null, error, preprocessingMs, 0);
         }
 
-        var result = await InferTracedAsync(scheduler, tensor, cancellationToken);
-        return result with { PreprocessingMs = preprocessingMs };
-    }
-
-    private InferenceOutcome NotLoaded() =>
-        new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? (_unloaded ? "it was unloaded" : "still loading")}"), 0, 0);
-
-    /// <summary>Runs an admitted image's tensor (which the batcher takes over) in the model's next batch, inside an "inference" span.</summary>
-    private async Task<InferenceOutcome> InferTracedAsync(ModelScheduler scheduler, float[] tensor, CancellationToken cancellationToken)
-    {
         using var span = Tracing.StartActivity("inference");
         span?.SetTag("classifier.model", Model.Name);
         span?.SetTag("classifier.model_version", Definition.Version);
@@ -311,7 +301,7 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
             _logger.LogError(failure, "Inference failed for {Model} version {Version}", Model.Name, Definition.Version);
         }
 
-        return result with { Failure = null };
+        return result with { PreprocessingMs = preprocessingMs, Failure = null };
     }
 
     /// <summary>
@@ -323,7 +313,7 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
     {
         if (State != ModelState.Ready || _scheduler is not { } scheduler)
         {
-            return NotLoaded();
+            return new(null, new(PredictionErrorKind.ModelUnavailable, $"Model {Model.Name} version {Definition.Version} is not loaded on this silo: {Error ?? (_unloaded ? "it was unloaded" : "still loading")}"), 0, 0);
         }
 
         if (data.Length != Model.TensorLength * sizeof(float))
@@ -344,7 +334,23 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
 
         var tensor = ArrayPool<float>.Shared.Rent(Model.TensorLength);
         values.CopyTo(tensor);
-        return await InferTracedAsync(scheduler, tensor, cancellationToken);
+        using var span = Tracing.StartActivity("inference");
+        span?.SetTag("classifier.model", Model.Name);
+        span?.SetTag("classifier.model_version", Definition.Version);
+        span?.SetTag("classifier.provider", Provider);
+        var result = await scheduler.InferAdmittedAsync(tensor, cancellationToken);
+        if (result.Output is not null)
+        {
+            span?.SetTag("classifier.batch_size", result.BatchSize);
+            Metrics.Inference.Observe(result.InferenceMs / 1000);
+        }
+        else if (result.Failure is { } failure)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, failure.Message);
+            _logger.LogError(failure, "Inference failed for {Model} version {Version}", Model.Name, Definition.Version);
+        }
+
+        return result with { Failure = null };
     }
 
     private static bool AllFinite(ReadOnlySpan<float> values)
