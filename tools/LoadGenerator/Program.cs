@@ -76,6 +76,22 @@ if (args.Length > 0 && args[0] == "measure" && arguments.ContainsKey("gateway"))
     return 0;
 }
 
+if (args.Length > 0 && args[0] == "protocols" && arguments.ContainsKey("gateway") && arguments.ContainsKey("grpc"))
+{
+    // Usage: Classifier.LoadGenerator protocols --gateway URL --grpc HOST:PORT --cpu-from GATEWAY_METRICS_URL,SILO_METRICS_URL
+    //        [--model text-orientation] [--rounds 7] [--requests 2000] [--concurrency 8] [--markdown protocols.md]
+    // All-miss through /predict, OIP REST and OIP gRPC in interleaved rounds; each path's median ratio to /predict.
+    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+    var cpu = Arg("cpu-from", "").Split(',');
+    var rounds = await Protocols.RunAsync(client, Arg("gateway", ""), Arg("grpc", ""), Arg("model", "text-orientation"), (cpu[0], cpu[1]),
+        int.Parse(Arg("rounds", "7"), CultureInfo.InvariantCulture), int.Parse(Arg("requests", "2000"), CultureInfo.InvariantCulture),
+        int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture));
+    var markdown = Protocols.Markdown(rounds, $"{DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores");
+    Console.WriteLine(markdown);
+    await File.WriteAllTextAsync(Arg("markdown", "protocols.md"), markdown);
+    return 0;
+}
+
 if (args.Length > 0 && args[0] == "overload" && arguments.ContainsKey("gateway"))
 {
     // Usage: Classifier.LoadGenerator overload --gateway URL [--model text-orientation] [--clients 256] [--seconds 20]
@@ -107,6 +123,7 @@ if (args.Length == 0 || args[0] != "soak" || !arguments.ContainsKey("gateway"))
     Console.Error.WriteLine("       Classifier.LoadGenerator compare --gateway-a URL --gateway-b URL [--label-a A] [--label-b B] [--rounds 7] [--requests 3000] [--concurrency 8] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator switch --gateway URL --metrics GATEWAY_METRICS_URL,SILO_METRICS_URL --settings FILE[,FILE...] [--rounds 40] [--requests 3000] [--concurrency 8] [--workloads all-hit,all-miss] [--aa true] [--markdown F] [--json F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator measure --gateway URL [--requests 3000] [--concurrency 8]");
+    Console.Error.WriteLine("       Classifier.LoadGenerator protocols --gateway URL --grpc HOST:PORT --cpu-from GATEWAY_METRICS_URL,SILO_METRICS_URL [--model M] [--rounds 7] [--requests 2000] [--concurrency 8] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator overload --gateway URL [--model text-orientation] [--clients 256] [--seconds 20] [--honour-retry-after true] [--metrics URL[,URL...]]");
     Console.Error.WriteLine("       Classifier.LoadGenerator tune --models DIR --model NAME [--images 200] [--rounds 5] [--device cpu|cuda] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator soak --gateway URL --silo-metrics URL[,URL...] [--requests 20000] [--concurrency 8] [--unique 2000] [--bad-share 0.05] [--max-growth-mib 100]");
