@@ -13,7 +13,7 @@ public sealed class GrpcInferenceTests(ProcessClusterFixture cluster)
     private static readonly string Proto = Path.Combine(Repo.Root, "Gateway", "Protos", "open_inference.proto");
 
     /// <summary>Calls a method with grpc-js: answers ("OK", response) or (the gRPC code's name, details as a string).</summary>
-    private static async Task<(string Code, JsonElement Answer)> CallAsync(string address, string method, object request, Dictionary<string, string>? metadata = null)
+    internal static async Task<(string Code, JsonElement Answer)> CallAsync(string address, string method, object request, Dictionary<string, string>? metadata = null)
     {
         var clients = await DeploymentTools.GrpcClientsAsync();
         var (exitCode, stdout, stderr) = await Tool.RunSeparatelyAsync(Tool.Find("node", "nodejs"),
@@ -23,7 +23,7 @@ public sealed class GrpcInferenceTests(ProcessClusterFixture cluster)
         return answer.TryGetProperty("ok", out var ok) ? ("OK", ok) : (answer.GetProperty("code").GetString()!, answer.GetProperty("details"));
     }
 
-    private static string Raw(params byte[][] elements) => Convert.ToBase64String(elements.SelectMany(e => BitConverter.GetBytes((uint)e.Length).Concat(e)).ToArray());
+    internal static string Raw(params byte[][] elements) => Convert.ToBase64String(elements.SelectMany(e => BitConverter.GetBytes((uint)e.Length).Concat(e)).ToArray());
 
     private static object InferRequest(string id, object input, string[]? raw = null, object[]? outputs = null) => new Dictionary<string, object?>
     {

@@ -16,6 +16,9 @@ public sealed class TracedClusterFixture : IAsyncLifetime
 
     public string GatewayUrl { get; private set; } = "";
 
+    /// <summary>The gateway's Open Inference Protocol gRPC address, host:port.</summary>
+    public string GrpcAddress { get; private set; } = "";
+
     public ClusterProcess Gateway { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
@@ -24,11 +27,13 @@ public sealed class TracedClusterFixture : IAsyncLifetime
         Receiver = await OtlpReceiver.StartAsync();
         var clusterId = "trace-" + Guid.NewGuid().ToString("N")[..8];
         var (siloHttp, siloPort, siloGateway, gatewayHttp) = (ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort(), ClusterProcess.FreePort());
+        var grpc = ClusterProcess.FreePort();
         string[] tracing = ["--Tracing:OtlpEndpoint", Receiver.Url, "--Tracing:Protocol", "http/protobuf"];
         var silo = _processes.Track(ClusterProcess.StartSilo("traced-silo", siloHttp, siloPort, siloGateway, siloPort, clusterId, Repo.Models, tracing));
         Gateway = _processes.Track(ClusterProcess.StartGateway("traced-gateway", gatewayHttp, [siloGateway], clusterId,
-            [.. tracing, "--Logging:LogLevel:Classifier.Gateway.AccessLog", "Debug"]));
+            [.. tracing, "--Logging:LogLevel:Classifier.Gateway.AccessLog", "Debug", "--Gateway:GrpcPort", $"{grpc}"]));
         GatewayUrl = $"http://127.0.0.1:{gatewayHttp}";
+        GrpcAddress = $"127.0.0.1:{grpc}";
         await silo.WaitUntilOkAsync(Http, $"http://127.0.0.1:{siloHttp}/readyz", TimeSpan.FromSeconds(60));
         await Gateway.WaitUntilOkAsync(Http, GatewayUrl + "/readyz", TimeSpan.FromSeconds(60));
     }
@@ -46,12 +51,18 @@ public sealed class TracingTests(TracedClusterFixture cluster) : IClassFixture<T
 {
     private async Task<string> PredictWithTraceAsync(byte[] image)
     {
-        var traceId = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
+        var (traceId, traceParent) = NewTraceParent();
         using var request = new HttpRequestMessage(HttpMethod.Post, cluster.GatewayUrl + "/predict") { Content = HttpHelpers.Raw(image, "image/png") };
-        request.Headers.Add("traceparent", $"00-{traceId}-{Convert.ToHexStringLower(BitConverter.GetBytes(Random.Shared.NextInt64()))}-01");
+        request.Headers.Add("traceparent", traceParent);
         using var response = await cluster.Http.SendAsync(request);
         Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
         return traceId;
+    }
+
+    private static (string TraceId, string TraceParent) NewTraceParent()
+    {
+        var traceId = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray());
+        return (traceId, $"00-{traceId}-{Convert.ToHexStringLower(BitConverter.GetBytes(Random.Shared.NextInt64()))}-01");
     }
 
     private async Task<List<ReceivedSpan>> SpansOfAsync(string traceId, Func<List<ReceivedSpan>, bool> complete)
@@ -75,6 +86,51 @@ public sealed class TracingTests(TracedClusterFixture cluster) : IClassFixture<T
     {
         var traceId = await PredictWithTraceAsync(TextImages.Render("traced request"));
 
+        await AssertOneChainFromGatewayToInferenceAsync(traceId);
+    }
+
+    [Fact]
+    public async Task OpenInferenceProtocolGrpcCallYieldsOneTraceWithGatewayGrainAndInferenceSpans()
+    {
+        var (traceId, traceParent) = NewTraceParent();
+        var request = new Dictionary<string, object>
+        {
+            ["model_name"] = "text-orientation",
+            ["inputs"] = new[] { new { name = "image", datatype = "BYTES", shape = new[] { 1 } } },
+            ["raw_input_contents"] = new[] { GrpcInferenceTests.Raw(TextImages.Render("traced grpc call")) },
+        };
+
+        var (code, answer) = await GrpcInferenceTests.CallAsync(cluster.GrpcAddress, "ModelInfer", request, new() { ["traceparent"] = traceParent });
+
+        Assert.True(code == "OK", answer.ToString());
+        var gateway = await AssertOneChainFromGatewayToInferenceAsync(traceId);
+        Assert.Contains("ModelInfer", gateway.Name, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task OpenInferenceProtocolRestInferYieldsOneTraceWithGatewayGrainAndInferenceSpans()
+    {
+        var (traceId, traceParent) = NewTraceParent();
+        var image = TextImages.Render("traced rest infer");
+        var header = System.Text.Encoding.UTF8.GetBytes(
+            $$$"""{"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": {{{image.Length + 4}}}}}]}""");
+        using var request = new HttpRequestMessage(HttpMethod.Post, cluster.GatewayUrl + "/v2/models/text-orientation/infer")
+        {
+            Content = new ByteArrayContent([.. header, .. BitConverter.GetBytes((uint)image.Length), .. image]),
+        };
+        request.Content.Headers.Add("Inference-Header-Content-Length", $"{header.Length}");
+        request.Headers.Add("traceparent", traceParent);
+
+        using var response = await cluster.Http.SendAsync(request);
+
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        var gateway = await AssertOneChainFromGatewayToInferenceAsync(traceId);
+        Assert.Contains("/v2/models/{name}/infer", gateway.Name, StringComparison.Ordinal);
+    }
+
+    /// <summary>Waits for the trace's spans and asserts that its inference span descends, through the grain call, from the gateway's one request span; answers that span.</summary>
+    private async Task<ReceivedSpan> AssertOneChainFromGatewayToInferenceAsync(string traceId)
+    {
         var spans = await SpansOfAsync(traceId, s => s.Any(x => x.Name == "inference") && s.Any(x => x.Service == "classifier-gateway" && x.Scope.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal)));
 
         var all = string.Join("\n", spans.Select(s => $"{s.Service} {s.Scope} '{s.Name}' {s.SpanId} <- {s.ParentSpanId}"));
@@ -93,6 +149,7 @@ public sealed class TracingTests(TracedClusterFixture cluster) : IClassFixture<T
 
         Assert.Contains(grainServer, chain);
         Assert.True(chain.Contains(gateway), $"inference is not under the gateway span:\n{all}");
+        return gateway;
     }
 
     [Fact]
