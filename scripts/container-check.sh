@@ -273,6 +273,18 @@ for s in "${silos[@]}"; do
 done
 [ "$own" = 1 ] && pass "each silo's /metrics counts exactly the predictions it answered" || fail "a silo's predictions_total does not match the answers naming it"
 
+# The Open Inference Protocol's gRPC on the manifests' port (Gateway__GrpcPort, h2c): ModelReady for the
+# default model as a hand-made gRPC frame, so no client beyond curl is needed. Answer: ready = true.
+if [ -z "${gw_port_grpc:-}" ]; then
+  fail "the gateway's manifest names no container port 'grpc'"
+else
+  printf '\x00\x00\x00\x00\x12\x0a\x10text-orientation' >"$logs/model-ready.grpc"
+  answer=$(curl -s -m 5 --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
+    --data-binary @"$logs/model-ready.grpc" "http://$net.20:$gw_port_grpc/inference.GRPCInferenceService/ModelReady" | od -An -tx1 | tr -d ' \n')
+  [ "$answer" = 00000000020801 ] && pass "gRPC ModelReady on the gateway's port $gw_port_grpc answers ready" ||
+    fail "gRPC ModelReady on port $gw_port_grpc answered '${answer}', not a ready model"
+fi
+
 prom_ok=1
 python3 "$here/prom.py" "$prom" up classifier-silo=4 classifier-gateway=1 || prom_ok=0
 [ "$prom_ok" = 1 ] && pass "Prometheus scrapes 4 silos and the gateway ($silo_scrape_path on $silo_scrape_port and $gw_scrape_port)" || fail "Prometheus targets not all up (see $prom/targets)"
