@@ -124,6 +124,8 @@ public static class GatewayExtensions
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ClusterView>());
         builder.Services.AddSingleton<SiloWatch>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<SiloWatch>());
+        builder.Services.AddSingleton<NearCache>();
+        builder.Services.AddHostedService<NearCacheReporter>();
         builder.Services.AddSingleton<PredictionRouter>();
         builder.Services.AddSingleton(sp => new UploadBudget(sp.GetRequiredService<IOptions<GatewayOptions>>().Value.MaxUploadBytesInFlight));
         builder.Services.AddSingleton<IValidateOptions<GatewayOptions>, GatewayOptionsValidator>();

@@ -102,6 +102,21 @@ public sealed class GatewayOptions
     public TimeSpan MembershipPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>How often the gateway refreshes its view of models and silos.</summary>
+    /// <summary>
+    /// Answers the gateway keeps as a near tier of the shards' caches, so repeated images are answered without a grain
+    /// call (each hit is still reported to its shard and counted by its silo). 0 turns the tier off.
+    /// </summary>
+    [Range(0, 10_000_000)]
+    public int NearCacheEntries { get; set; } = 4096;
+
+    /// <summary>Most bytes the near cache holds (answers of embedding models are large).</summary>
+    [Range(0, long.MaxValue)]
+    public long NearCacheBytes { get; set; } = 16L << 20;
+
+    /// <summary>How often near-cache hits are reported to their shards, so the silos' and the cluster's cache figures count them.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "00:01:00")]
+    public TimeSpan NearCacheReportInterval { get; set; } = TimeSpan.FromMilliseconds(250);
+
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(2);
 }

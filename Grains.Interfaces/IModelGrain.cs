@@ -8,6 +8,13 @@ public interface IModelGrain : IGrainWithStringKey
     [Alias("Predict")]
     Task<PredictionReply> PredictAsync(PredictionRequest request, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Counts <paramref name="hits"/> answers a gateway gave from its near cache (copies of this shard's answers) as this
+    /// shard's cache hits: in its statistics, and in its silo's <c>predictions_total{status="cache_hit"}</c>.
+    /// </summary>
+    [Orleans.Concurrency.OneWay, Alias("RecordNearHits")]
+    Task RecordNearHitsAsync(int hits);
+
     /// <summary>This grain's cache statistics.</summary>
     [Alias("GetCacheStatistics")]
     Task<CacheStatistics> GetCacheStatisticsAsync();

@@ -33,7 +33,8 @@ public sealed record ModelVersionStatus(
     [property: Id(9)] string? Error,
     [property: Id(10)] string OutputKind = "classes",
     [property: Id(11)] int OutputLength = 0,
-    [property: Id(12)] string? Sha256 = null);
+    [property: Id(12)] string? Sha256 = null,
+    [property: Id(13)] string? Fingerprint = null);
 
 /// <summary>What one silo reports to the cluster: its models, its grains' cache statistics, how many ModelGrains it hosts and how many shards it accepts per model version.</summary>
 [GenerateSerializer, Immutable, Alias("classifier.SiloReport")]

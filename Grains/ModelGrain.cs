@@ -236,6 +236,18 @@ public sealed class ModelGrain(
         return PredictionReply.Fail(PredictionErrorKind.Relocating, $"Model {_model} version {_version} is not ready on this silo; the shard moves to a silo where it is.");
     }
 
+    public Task RecordNearHitsAsync(int hits)
+    {
+        if (_refusal is null && hits > 0)
+        {
+            _cache.CountHits(hits);
+            catalog.Find(_model, _version)?.Metrics.CacheHits.Inc(hits);
+            siloMetrics.PredictionCacheHit.Inc(hits);
+        }
+
+        return Task.CompletedTask;
+    }
+
     public Task<CacheStatistics> GetCacheStatisticsAsync() => Task.FromResult(_cache.Statistics);
 
     public Task MigrateToAsync(SiloAddress target)

@@ -235,7 +235,7 @@ public static class InferenceCore
     {
         var replies = await Task.WhenAll(images.Select(image =>
             router.PredictAsync(name, route.Version!, image, status.OutputKind == "embedding" ? 0 : status.LabelCount, route.ShardCount, cancellationToken,
-                tensor ? status.Input.Shape : null)));
+                tensor ? status.Input.Shape : null, route.Serving)));
         for (var i = 0; i < replies.Length; i++)
         {
             switch (replies[i])

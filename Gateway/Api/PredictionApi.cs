@@ -59,7 +59,7 @@ public static class PredictionApi
             return UploadProblem(request.HttpContext.Response, upload);
         }
 
-        var reply = await router.PredictAsync(query.Model, route.Version!, upload.Bytes, query.TopK, route.ShardCount, cancellationToken);
+        var reply = await router.PredictAsync(query.Model, route.Version!, upload.Bytes, query.TopK, route.ShardCount, cancellationToken, serving: route.Serving);
         return reply switch
         {
             { Prediction: { } p } => TypedResults.Ok(ToResponse(p, started)),
@@ -100,7 +100,7 @@ public static class PredictionApi
                 return Item(index, part.FileName, StatusCodes.Status503ServiceUnavailable, reader.BusyProblem(null).Problem!);
             }
 
-            var reply = await router.PredictAsync(query.Model, route.Version!, part.Bytes, query.TopK, route.ShardCount, cancellationToken);
+            var reply = await router.PredictAsync(query.Model, route.Version!, part.Bytes, query.TopK, route.ShardCount, cancellationToken, serving: route.Serving);
             switch (reply)
             {
                 case { Prediction: { } p }:

@@ -7,7 +7,13 @@ namespace Classifier.Gateway.Cluster;
 /// <summary>Where a request for a model can go, or why it cannot.</summary>
 /// <param name="Embedding">True when the model answers feature vectors rather than labels.</param>
 /// <param name="ShardCount">Shards per model version: the smallest count any silo accepts, so every silo accepts every key.</param>
-public readonly record struct ModelRoute(string? Version, int LabelCount, int StatusCode, string? Problem, bool Embedding = false, int ShardCount = ClusterView.DefaultShardCount);
+/// <param name="Serving">What the version serves and where, for the near cache; null when the silos serving it disagree on what it is (a reload under way), and then no answer of it is kept at the gateway.</param>
+public readonly record struct ModelRoute(string? Version, int LabelCount, int StatusCode, string? Problem, bool Embedding = false, int ShardCount = ClusterView.DefaultShardCount, ServingIdentity? Serving = null);
+
+/// <summary>A model version as the silos serving it report it.</summary>
+/// <param name="Fingerprint">The model file's and the answer-shaping config's hashes, equal on every silo where the version is ready.</param>
+/// <param name="ReadySilos">The silos where the version is ready: an answer any other silo gave is no longer served from the near cache.</param>
+public sealed record ServingIdentity(string Fingerprint, IReadOnlySet<string> ReadySilos);
 
 /// <summary>
 /// The gateway's periodically refreshed copy of the cluster's model and silo reports: used to
@@ -229,7 +235,11 @@ public sealed class ClusterView(IClusterClient client, IOptions<GatewayOptions> 
             return new(null, 0, StatusCodes.Status503ServiceUnavailable, $"Model '{model}' is not loaded on any silo: {why}");
         }
 
-        return new(ready.Version, ready.LabelCount, StatusCodes.Status200OK, null, ready.OutputKind == "embedding", ShardCountOf(snapshot));
+        var fingerprints = statuses.Where(s => s.Version == ready.Version && s.State == ModelState.Ready).Select(s => s.Fingerprint).Distinct().ToList();
+        var identity = fingerprints is [{ } fingerprint]
+            ? new ServingIdentity(fingerprint, snapshot.Silos.Where(s => s.Serves(model, ready.Version)).Select(s => s.Silo).ToHashSet())
+            : null;
+        return new(ready.Version, ready.LabelCount, StatusCodes.Status200OK, null, ready.OutputKind == "embedding", ShardCountOf(snapshot), identity);
     }
 
     private static long VersionOrder(string version) => long.TryParse(version, out var v) ? v : -1;

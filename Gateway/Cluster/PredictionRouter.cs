@@ -8,8 +8,10 @@ namespace Classifier.Gateway.Cluster;
 
 /// <summary>Sends an image to the ModelGrain shard that owns its bytes, retrying when that shard's silo vanished.</summary>
 /// <param name="silos">Membership deaths, to retry calls a dead silo may have taken with it at once; null: they wait for their timeout.</param>
-public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOptions> options, ILogger<PredictionRouter> logger, SiloWatch? silos = null)
+/// <param name="near">The gateway's near cache; null (or without <paramref name="silos"/>, which says whose answers are still good): every image goes to its shard.</param>
+public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOptions> options, ILogger<PredictionRouter> logger, SiloWatch? silos = null, NearCache? near = null)
 {
+
     /// <summary>The SHA-256 prefix of <paramref name="image"/>: the routing key (the grain computes it again as its cache key).</summary>
     public static ImageHash Hash(ReadOnlySpan<byte> image) => ImageHash.Of(image);
 
@@ -19,13 +21,22 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
     /// call, so the silo stops the image's decode and gives up its place in line.
     /// </summary>
     /// <param name="tensorShape">Set when <paramref name="image"/> is the model's input tensor of this shape (FP32) rather than an encoded image.</param>
-    public async Task<PredictionReply?> PredictAsync(string model, string version, byte[] image, int topK, int shardCount, CancellationToken cancellationToken, int[]? tensorShape = null)
+    /// <param name="serving">What the version serves and where (<see cref="ModelRoute.Serving"/>): with it, a repeated image is answered from the near cache.</param>
+    public async Task<PredictionReply?> PredictAsync(string model, string version, byte[] image, int topK, int shardCount, CancellationToken cancellationToken, int[]? tensorShape = null, ServingIdentity? serving = null)
     {
         var hash = tensorShape is null ? Hash(image) : ImageHash.OfTensor(tensorShape, image);
         var key = ModelGrainKey.Format(model, version, hash.ShardOf(shardCount));
+        var metrics = GatewayMetrics.ForModel(model);
+        var nearKey = serving is not null && near is { Enabled: true } && silos is not null ? new NearCache.Key(model, version, serving.Fingerprint, hash, topK) : (NearCache.Key?)null;
+        // An answer is served here only while the silo that gave it is a member and still has the version ready.
+        if (nearKey is { } k && near!.TryGet(k, key, silo => serving!.ReadySilos.Contains(silo) && silos!.IsActive(silo), out var copy))
+        {
+            metrics.NearHits.Inc();
+            return PredictionReply.Ok(copy);
+        }
+
         var request = new PredictionRequest(image, topK, Tensor: tensorShape is not null);
         var started = Stopwatch.GetTimestamp();
-        var metrics = GatewayMetrics.ForModel(model);
         for (var attempt = 0; ; attempt++)
         {
             try
@@ -59,6 +70,11 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
                 }
 
                 metrics.Duration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+                if (nearKey is { } added && reply.Prediction is { } prediction)
+                {
+                    near!.Add(added, key, prediction);
+                }
+
                 return reply;
             }
             catch (Exception e) when (IsTransient(e) && !cancellationToken.IsCancellationRequested)

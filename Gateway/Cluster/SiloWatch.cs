@@ -13,6 +13,10 @@ public sealed class SiloWatch(IClusterClient client, IOptions<GatewayOptions> op
 {
     private TaskCompletionSource<IReadOnlySet<string>> _nextDeath = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Dictionary<SiloAddress, string>? _active;
+    private HashSet<string>? _activeNames;
+
+    /// <summary>Whether membership's last read held an active silo of this name; false before the first read.</summary>
+    public bool IsActive(string silo) => Volatile.Read(ref _activeNames)?.Contains(silo) == true;
 
     /// <summary>Longest one membership read may take before the next is tried.</summary>
     private TimeSpan PollTimeout => TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, options.Value.MembershipPollInterval.Ticks));
@@ -57,6 +61,7 @@ public sealed class SiloWatch(IClusterClient client, IOptions<GatewayOptions> op
         var active = hosts.Where(h => h.Status == SiloStatus.Active).ToDictionary(h => h.SiloAddress, h => h.SiloName);
         var previous = _active;
         _active = active;
+        Volatile.Write(ref _activeNames, active.Values.ToHashSet());
         if (previous is null)
         {
             return;

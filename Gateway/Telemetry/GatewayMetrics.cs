@@ -41,13 +41,32 @@ public static class GatewayMetrics
     public static readonly Counter UploadRefusals = Metrics.CreateCounter(
         "gateway_upload_refusals_total", "Uploads refused with 503 because Gateway:MaxUploadBytesInFlight was reached.");
 
+    public static readonly Gauge NearCacheEntries = Metrics.CreateGauge(
+        "gateway_near_cache_entries", "Answers the gateway's near cache holds now (copies of shard grains' answers).");
+
+    public static readonly Gauge NearCacheCapacity = Metrics.CreateGauge(
+        "gateway_near_cache_capacity", "Most answers the gateway's near cache holds (Gateway:NearCacheEntries; 0: off).");
+
+    public static readonly Gauge NearCacheBytes = Metrics.CreateGauge(
+        "gateway_near_cache_bytes", "Approximate bytes held by the gateway's near cache; at most Gateway:NearCacheBytes.");
+
+    public static readonly Counter NearCacheHits = Metrics.CreateCounter(
+        "gateway_near_cache_hits_total", "Images answered from the gateway's near cache, by model; each is reported to its shard, whose silo counts it in predictions_total{status=\"cache_hit\"}.", "model");
+
+    public static readonly Counter NearCacheHitsReported = Metrics.CreateCounter(
+        "gateway_near_cache_hits_reported_total", "Near-cache hits sent on to their shards.");
+
+    public static readonly Counter NearCacheEvictions = Metrics.CreateCounter(
+        "gateway_near_cache_evictions_total", "Answers dropped from the gateway's near cache to stay within its entries and bytes.");
+
     private static readonly ConcurrentDictionary<(string Endpoint, string Method, int Status), (Counter.Child Count, Histogram.Child Duration)> Children = new();
 
     private static readonly ConcurrentDictionary<string, UpstreamChildren> ByModel = new();
 
     /// <summary>The upstream series of one model, resolved once (model names are validated before any grain call, so the set is bounded).</summary>
     public static UpstreamChildren ForModel(string model) => ByModel.GetOrAdd(model, static m => new UpstreamChildren(
-        new SwitchedHistogram(Upstream.WithLabels(m), Recording), new SwitchedCounter(Retries.WithLabels(m), Recording), new SwitchedCounter(Unavailable.WithLabels(m), Recording)));
+        new SwitchedHistogram(Upstream.WithLabels(m), Recording), new SwitchedCounter(Retries.WithLabels(m), Recording), new SwitchedCounter(Unavailable.WithLabels(m), Recording),
+        new SwitchedCounter(NearCacheHits.WithLabels(m), Recording)));
 
     /// <summary>
     /// Whether the per-request series record (<c>Metrics:Enabled</c>; follows the setting while running). For
@@ -67,4 +86,4 @@ public static class GatewayMetrics
 }
 
 /// <summary>One model's gateway-side upstream series.</summary>
-public sealed record UpstreamChildren(IHistogram Duration, ICounter Retries, ICounter Unavailable);
+public sealed record UpstreamChildren(IHistogram Duration, ICounter Retries, ICounter Unavailable, ICounter NearHits);

@@ -53,6 +53,9 @@ public sealed class LruCache<TKey, TValue>(int capacity, Func<TValue, long> size
         Hits++;
     }
 
+    /// <summary>Counts hits served elsewhere from copies of this cache's entries (a gateway's near cache).</summary>
+    public void CountHits(long hits) => Hits += hits;
+
     /// <summary>Adds or replaces <paramref name="key"/>; returns how many entries were evicted to make room.</summary>
     public int Set(TKey key, TValue value)
     {

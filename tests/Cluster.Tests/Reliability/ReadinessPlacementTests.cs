@@ -133,9 +133,11 @@ public sealed class ReadinessPlacementTests(ITestOutputHelper output) : IAsyncLi
     /// <summary>Until the gateway's view lists the model on two silos in <paramref name="expected"/> states (in name order); answers the error reason, if any.</summary>
     private async Task<string> WaitUntilSilosReportAsync(string gatewayUrl, string[] expected)
     {
+        var seen = "nothing";
         for (var attempt = 0; attempt < 120; attempt++)
         {
             var model = await (await _http.GetAsync(gatewayUrl + "/models/text-orientation")).JsonAsync();
+            seen = model.ToString();
             var silos = model.GetProperty("versions")[0].GetProperty("silos").EnumerateArray().ToArray();
             var states = silos.Select(s => s.GetProperty("state").GetString()).Order().ToArray();
             if (states.SequenceEqual(expected))
@@ -146,7 +148,7 @@ public sealed class ReadinessPlacementTests(ITestOutputHelper output) : IAsyncLi
             await Task.Delay(250);
         }
 
-        throw new TimeoutException($"the gateway never saw the model's states on two silos as {string.Join(", ", expected)}");
+        throw new TimeoutException($"the gateway never saw the model's states on two silos as {string.Join(", ", expected)}; last seen: {seen}");
     }
 
     public async ValueTask DisposeAsync()
