@@ -18,6 +18,9 @@ public sealed record BenchResult(string Name, int Requests, double Seconds, doub
 
     public double? RatioToBestBatch { get; init; }
 
+    /// <summary>This cluster run's throughput over the one-process server's on the same workload in the same run.</summary>
+    public double? RatioToOneProcess { get; init; }
+
     /// <summary>CPU milliseconds per request spent by the gateway process, the silo process, and this process (the client, or the baseline itself).</summary>
     public double? GatewayCpuMs { get; init; }
 
@@ -35,7 +38,42 @@ public static class Bench
 {
     /// <param name="cpuFrom">The gateway's and the silo's <c>/metrics</c> URLs, to account CPU per request to each process; null to skip.</param>
     /// <param name="grpcAddress">The gateway's gRPC address (host:port), to run the all-miss workload over gRPC too; null to skip.</param>
-    public static async Task<List<BenchResult>> RunAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http, string device = "cpu", (string Gateway, string Silo)? cpuFrom = null, bool baselineFirst = true, bool warmUp = true, string? grpcAddress = null)
+    /// <param name="oneProcessUrl">The one-process server (tools/OneProcessServer), to run the same workloads against as a second baseline; null to skip.</param>
+    public static async Task<List<BenchResult>> RunAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http, string device = "cpu", (string Gateway, string Silo)? cpuFrom = null, bool baselineFirst = true, bool warmUp = true, string? grpcAddress = null, string? oneProcessUrl = null)
+    {
+        var results = await RunClusterAsync(gatewayUrl, modelRepository, model, requests, concurrency, http, device, cpuFrom, baselineFirst, warmUp, grpcAddress);
+        if (oneProcessUrl is null)
+        {
+            return results;
+        }
+
+        // The same workloads through the original's one-process design, warmed the same way, after the cluster's.
+        var seed = Random.Shared.Next(1 << 20) * 4096;
+        var url = $"{oneProcessUrl}/predict";
+        await WarmUpAsync(http, url, concurrency, seed + 30_000, Math.Min(1000, requests));
+        var misses = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + i)).ToArray();
+        var hot = Enumerable.Range(0, 64).Select(i => Soak.Image(seed + requests + i)).ToArray();
+        var zipfPool = Enumerable.Range(0, 1000).Select(i => Soak.Image(seed + requests + 64 + i)).ToArray();
+        var zipf = new Zipf(zipfPool.Length, 1.1, new Random(7));
+        var picks = Enumerable.Range(0, requests).Select(_ => zipf.Next()).ToArray();
+        var one = new List<BenchResult>
+        {
+            await DriveAsync(http, url, "one-process all-miss", requests, concurrency, i => misses[i]),
+        };
+        await DriveAsync(http, url, "warm-up", hot.Length, concurrency, i => hot[i]);
+        one.Add(await DriveAsync(http, url, "one-process all-hit", requests, concurrency, i => hot[i % hot.Length]));
+        one.Add(await DriveAsync(http, url, "one-process all-hit, 1 client", Math.Min(requests, 2000), 1, i => hot[i % hot.Length]));
+        one.Add(await DriveAsync(http, url, "one-process Zipf(1.1) over 1000", requests, concurrency, i => zipfPool[picks[i]]));
+        var batch1 = results.First(r => !r.Name.StartsWith("cluster", StringComparison.Ordinal)).Throughput;
+        one = one.Select(r => r with { RatioToBatch1 = r.Throughput / batch1 }).ToList();
+
+        // Each cluster row against the one-process row of its workload ("all-miss, after the others" and the protocols' against all-miss).
+        BenchResult? Match(string name) => one.FirstOrDefault(o => name == "cluster" + o.Name["one-process".Length..])
+            ?? (name.StartsWith("cluster all-miss", StringComparison.Ordinal) ? one[0] : null);
+        return [.. results.Select(r => r.Name.StartsWith("cluster", StringComparison.Ordinal) && Match(r.Name) is { } o ? r with { RatioToOneProcess = r.Throughput / o.Throughput } : r), .. one];
+    }
+
+    private static async Task<List<BenchResult>> RunClusterAsync(string gatewayUrl, string modelRepository, string model, int requests, int concurrency, HttpClient http, string device, (string Gateway, string Silo)? cpuFrom, bool baselineFirst, bool warmUp, string? grpcAddress)
     {
         var results = new List<BenchResult>();
         var baseline = baselineFirst ? Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency, device) : [];
@@ -348,12 +386,12 @@ public static class Bench
         var text = new StringBuilder()
             .AppendLine($"### {title}")
             .AppendLine()
-            .AppendLine("| run | requests | img/s | p50 ms | p95 ms | p99 ms | errors | hit rate | x batch-1 baseline | x best baseline | CPU ms/img: gateway | silo | client or baseline |")
-            .AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+            .AppendLine("| run | requests | img/s | p50 ms | p95 ms | p99 ms | errors | hit rate | x batch-1 baseline | x best baseline | x one-process | CPU ms/img: gateway | silo | client or baseline |")
+            .AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
             text.AppendLine(System.FormattableString.Invariant(
-                $"| {r.Name} | {r.Requests} | {r.Throughput:F0} | {r.P50Ms:F2} | {r.P95Ms:F2} | {r.P99Ms:F2} | {r.Errors} | {r.HitRate:P0} | {(r.RatioToBatch1 is { } a ? $"{a:F2}" : "")} | {(r.RatioToBestBatch is { } b ? $"{b:F2}" : "")} | {Ms(r.GatewayCpuMs)} | {Ms(r.SiloCpuMs)} | {Ms(r.ClientCpuMs)} |"));
+                $"| {r.Name} | {r.Requests} | {r.Throughput:F0} | {r.P50Ms:F2} | {r.P95Ms:F2} | {r.P99Ms:F2} | {r.Errors} | {r.HitRate:P0} | {(r.RatioToBatch1 is { } a ? $"{a:F2}" : "")} | {(r.RatioToBestBatch is { } b ? $"{b:F2}" : "")} | {(r.RatioToOneProcess is { } o ? $"{o:F2}" : "")} | {Ms(r.GatewayCpuMs)} | {Ms(r.SiloCpuMs)} | {Ms(r.ClientCpuMs)} |"));
         }
 
         return text.ToString();

@@ -10,13 +10,13 @@ if (args.Length > 0 && args[0] == "bench" && arguments.ContainsKey("gateway"))
 {
     // Usage: Classifier.LoadGenerator bench --gateway URL --models DIR [--model text-orientation] [--requests 3000]
     //        [--concurrency 8] [--device cpu|cuda] [--cpu-from GATEWAY_METRICS_URL,SILO_METRICS_URL] [--baseline first|last]
-    //        [--warm-up steady|none] [--grpc HOST:PORT] [--json bench.json] [--markdown bench.md]
+    //        [--warm-up steady|none] [--grpc HOST:PORT] [--one-process URL] [--json bench.json] [--markdown bench.md]
     using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
     var concurrency = int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture);
     var cpuFrom = Arg("cpu-from", "").Split(',', StringSplitOptions.RemoveEmptyEntries) is [var gatewayMetrics, var siloMetrics] ? (gatewayMetrics, siloMetrics) : ((string, string)?)null;
     var results = await Bench.RunAsync(Arg("gateway", ""), Arg("models", "models"), Arg("model", "text-orientation"),
         int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), concurrency, client, Arg("device", "cpu"), cpuFrom, Arg("baseline", "first") == "first",
-        Arg("warm-up", "steady") != "none", Arg("grpc", "") is { Length: > 0 } grpc ? grpc : null);
+        Arg("warm-up", "steady") != "none", Arg("grpc", "") is { Length: > 0 } grpc ? grpc : null, Arg("one-process", "") is { Length: > 0 } one ? one : null);
     var title = $"{DateTime.UtcNow:yyyy-MM-dd}, {Environment.ProcessorCount} cores, {concurrency} clients, model {Arg("model", "text-orientation")}, baseline on {Arg("device", "cpu")}";
     var markdown = Bench.Markdown(results, title);
     Console.WriteLine(markdown);

@@ -16,6 +16,30 @@ public sealed class NearCacheEndToEndTests(ProcessClusterFixture cluster)
 
     private async Task<double> GatewayAsync(string series) => Value(await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/metrics"), series);
 
+    /// <summary>
+    /// The silos' count of <paramref name="series"/> once every near-cache hit of earlier tests has been reported and has
+    /// arrived: the gateway has sent all it booked, and two reads of the silos a report interval apart agree.
+    /// </summary>
+    private async Task<double> SettledSilosAsync(string series)
+    {
+        var previous = -1.0;
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            var gateway = await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/metrics");
+            var booked = Regex.Matches(gateway, @"^gateway_near_cache_hits_total\{[^}]*\} (\S+)$", RegexOptions.Multiline).Sum(m => double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            var current = await SilosAsync(series);
+            if (booked == Value(gateway, "gateway_near_cache_hits_reported_total") && current == previous)
+            {
+                return current;
+            }
+
+            previous = current;
+            await Task.Delay(300);
+        }
+
+        throw new TimeoutException("the near cache's hits never settled");
+    }
+
     [Fact]
     public async Task RepeatsAreAnsweredAtTheGatewayAndCountedByTheSilosAsCacheHits()
     {
@@ -27,7 +51,7 @@ public sealed class NearCacheEndToEndTests(ProcessClusterFixture cluster)
             Assert.False((await first.JsonAsync()).GetProperty("cached").GetBoolean());
         }
 
-        var (siloBefore, nearBefore) = (await SilosAsync(siloHits), await GatewayAsync(nearHits));
+        var (siloBefore, nearBefore) = (await SettledSilosAsync(siloHits), await GatewayAsync(nearHits));
         var answers = new List<System.Text.Json.JsonElement>();
         for (var i = 0; i < 5; i++)
         {
