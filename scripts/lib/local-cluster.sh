@@ -9,8 +9,10 @@ start_local_cluster() {
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
   logs="$root/.run/$name"
   mkdir -p "$logs"
-  "$root/scripts/fetch-models.sh" || return 1
-  dotnet build "$root/Cluster.sln" -c Release -nologo -v quiet -clp:ErrorsOnly >"$logs/build.log" 2>&1 || { cat "$logs/build.log" >&2; return 1; }
+  if [ "${LOCAL_CLUSTER_BUILT:-}" != 1 ]; then # set by scripts that built once and start clusters again and again
+    "$root/scripts/fetch-models.sh" || return 1
+    dotnet build "$root/Cluster.sln" -c Release -nologo -v quiet -clp:ErrorsOnly >"$logs/build.log" 2>&1 || { cat "$logs/build.log" >&2; return 1; }
+  fi
   cluster_pids=(${cluster_pids[@]+"${cluster_pids[@]}"})
   trap 'for p in "${cluster_pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
   dotnet "$root/Silo/bin/Release/net10.0/Classifier.Silo.dll" --urls "http://127.0.0.1:$silo_http" --Models:Repository "$root/models" \
@@ -20,9 +22,9 @@ start_local_cluster() {
   dotnet "$root/Gateway/bin/Release/net10.0/Classifier.Gateway.dll" --urls "http://127.0.0.1:$gateway_http" \
     --Cluster:GatewayPorts:0 "$silo_gateway" --Cluster:ClusterId "$name" --Cluster:ServiceId "$name" ${GATEWAY_ARGS[@]+"${GATEWAY_ARGS[@]}"} >"$logs/gateway.log" 2>&1 &
   cluster_pids+=($!)
-  for _ in $(seq 1 120); do
+  for _ in $(seq 1 600); do
     curl -fs "http://127.0.0.1:$gateway_http/readyz" >/dev/null 2>&1 && return 0
-    sleep 0.5
+    sleep 0.1
   done
   echo "error: the $name cluster did not become ready; see $logs/" >&2
   return 1

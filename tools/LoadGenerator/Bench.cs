@@ -293,7 +293,20 @@ public static class Bench
     }
 
     /// <summary>The same preprocessing and model, in this process: batch 1 with one thread per core, then larger batches.</summary>
-    private static List<BenchResult> Baseline(string modelRepository, string model, int images, int concurrency, string device)
+    /// <summary>
+    /// The first all-miss run a freshly started cluster serves, against the in-process batch-1 baseline measured just
+    /// before it (while the cluster waits, as a new pod waits for traffic): how far a cold cluster is from full speed.
+    /// </summary>
+    public static async Task<(BenchResult Baseline, BenchResult Cluster)> ColdAsync(HttpClient http, string gatewayUrl, string modelRepository, string model, int requests, int concurrency, string device)
+    {
+        var baseline = Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency, device, batches: [1])[0];
+        var seed = Random.Shared.Next(1 << 20) * 4096;
+        var misses = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + i)).ToArray();
+        var first = await DriveAsync(http, $"{gatewayUrl}/predict?model={Uri.EscapeDataString(model)}", "cluster first all-miss", requests, concurrency, i => misses[i]);
+        return (baseline, first with { RatioToBatch1 = first.Throughput / baseline.Throughput });
+    }
+
+    private static List<BenchResult> Baseline(string modelRepository, string model, int images, int concurrency, string device, int[]? batches = null)
     {
         var version = ModelRepository.Load(modelRepository).Where(v => v.Model.Name == model).MaxBy(v => int.Parse(v.Version, System.Globalization.CultureInfo.InvariantCulture))
             ?? throw new InvalidOperationException($"model {model} not in {modelRepository}");
@@ -302,7 +315,7 @@ public static class Bench
         var threads = Math.Min(concurrency, Environment.ProcessorCount);
         var inputs = Enumerable.Range(0, images).Select(i => Soak.Image(1_000_000 + i)).ToArray();
         var results = new List<BenchResult>();
-        foreach (var batch in new[] { 1, 4, 8, 16 })
+        foreach (var batch in batches ?? [1, 4, 8, 16])
         {
             // The silo's session settings: batch 1 runs one per core, each with its share of the cores.
             var intraOp = ModelBackend.IntraOpThreads(0, batch == 1 ? threads : 1, Environment.ProcessorCount);

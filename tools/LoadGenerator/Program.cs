@@ -76,6 +76,17 @@ if (args.Length > 0 && args[0] == "measure" && arguments.ContainsKey("gateway"))
     return 0;
 }
 
+if (args.Length > 0 && args[0] == "cold" && arguments.ContainsKey("gateway"))
+{
+    // Usage: Classifier.LoadGenerator cold --gateway URL --models DIR [--model text-orientation] [--requests 3000] [--concurrency 8] [--device cpu]
+    // For a cluster started moments ago: the in-process batch-1 baseline, then the cluster's first all-miss run; one JSON line.
+    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+    var (baseline, first) = await Bench.ColdAsync(client, Arg("gateway", ""), Arg("models", "models"), Arg("model", "text-orientation"),
+        int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture), Arg("device", "cpu"));
+    Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { baseline = baseline.Throughput, first = first.Throughput, ratio = first.RatioToBatch1, p50 = first.P50Ms, errors = first.Errors }));
+    return first.Errors > 0 ? 1 : 0;
+}
+
 if (args.Length > 0 && args[0] == "protocols" && arguments.ContainsKey("gateway") && arguments.ContainsKey("grpc"))
 {
     // Usage: Classifier.LoadGenerator protocols --gateway URL --grpc HOST:PORT --cpu-from GATEWAY_METRICS_URL,SILO_METRICS_URL
