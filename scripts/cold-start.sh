@@ -24,6 +24,7 @@ for r in $(seq "$runs"); do
   unset_extra=()
   for e in ${ENV_EXTRA:-}; do unset_extra+=(-u "${e%%=*}"); done
   line=$(env ${unset_extra[@]+"${unset_extra[@]}"} dotnet "$root/tools/LoadGenerator/bin/Release/net10.0/Classifier.LoadGenerator.dll" cold --gateway http://127.0.0.1:8891 \
+    --cpu-from http://127.0.0.1:8891/metrics,http://127.0.0.1:9891/metrics \
     --models "$root/models" --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" 2>>"$out/load.log")
   stop_local_clusters
   echo "run $r: ready in $ready s; $line"

@@ -297,14 +297,44 @@ public static class Bench
     /// The first all-miss run a freshly started cluster serves, against the in-process batch-1 baseline measured just
     /// before it (while the cluster waits, as a new pod waits for traffic): how far a cold cluster is from full speed.
     /// </summary>
-    public static async Task<(BenchResult Baseline, BenchResult Cluster)> ColdAsync(HttpClient http, string gatewayUrl, string modelRepository, string model, int requests, int concurrency, string device)
+    public static async Task<(BenchResult Baseline, BenchResult Cluster)> ColdAsync(HttpClient http, string gatewayUrl, string modelRepository, string model, int requests, int concurrency, string device, (string Gateway, string Silo)? cpuFrom = null)
     {
         var baseline = Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency, device, batches: [1])[0];
         var seed = Random.Shared.Next(1 << 20) * 4096;
         var misses = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + i)).ToArray();
-        var first = await DriveAsync(http, $"{gatewayUrl}/predict?model={Uri.EscapeDataString(model)}", "cluster first all-miss", requests, concurrency, i => misses[i]);
-        return (baseline, first with { RatioToBatch1 = first.Throughput / baseline.Throughput });
+        // In sixths, to show how throughput climbs as the processes warm up.
+        var url = $"{gatewayUrl}/predict?model={Uri.EscapeDataString(model)}";
+        var part = Math.Max(1, requests / 6);
+        var parts = new List<BenchResult>();
+        var cpu = new List<string>();
+        for (var start = 0; start < requests; start += part)
+        {
+            var offset = start;
+            var before = cpuFrom is { } urls ? await CpuAsync(http, urls) : default;
+            parts.Add(await DriveAsync(http, url, "cluster first all-miss", Math.Min(part, requests - start), concurrency, i => misses[offset + i]));
+            if (cpuFrom is { } after)
+            {
+                var now = await CpuAsync(http, after);
+                var n = parts[^1].Requests;
+                cpu.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{(now.Gateway - before.Gateway) * 1000 / n:F2}/{(now.Silo - before.Silo) * 1000 / n:F2}"));
+            }
+        }
+
+        if (cpu.Count > 0)
+        {
+            Console.Error.WriteLine($"first all-miss by sixths, CPU ms/img gateway/silo: {string.Join(", ", cpu)}");
+        }
+
+        var seconds = parts.Sum(p => p.Seconds);
+        var first = new BenchResult("cluster first all-miss", requests, seconds, requests / seconds, Median(parts, p => p.P50Ms), parts.Max(p => p.P95Ms), parts.Max(p => p.P99Ms), parts.Sum(p => p.Errors), 0)
+        {
+            RatioToBatch1 = requests / seconds / baseline.Throughput,
+        };
+        Console.Error.WriteLine($"first all-miss by sixths, x baseline: {string.Join(", ", parts.Select(p => (p.Throughput / baseline.Throughput).ToString("F2", System.Globalization.CultureInfo.InvariantCulture)))}");
+        return (baseline, first);
     }
+
+    private static double Median(List<BenchResult> parts, Func<BenchResult, double> value) => Steady.Median(parts.Select(value));
 
     private static List<BenchResult> Baseline(string modelRepository, string model, int images, int concurrency, string device, int[]? batches = null)
     {

@@ -82,7 +82,8 @@ if (args.Length > 0 && args[0] == "cold" && arguments.ContainsKey("gateway"))
     // For a cluster started moments ago: the in-process batch-1 baseline, then the cluster's first all-miss run; one JSON line.
     using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
     var (baseline, first) = await Bench.ColdAsync(client, Arg("gateway", ""), Arg("models", "models"), Arg("model", "text-orientation"),
-        int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture), Arg("device", "cpu"));
+        int.Parse(Arg("requests", "3000"), CultureInfo.InvariantCulture), int.Parse(Arg("concurrency", "8"), CultureInfo.InvariantCulture), Arg("device", "cpu"),
+        Arg("cpu-from", "").Split(',', StringSplitOptions.RemoveEmptyEntries) is [var g, var s] ? (g, s) : null);
     Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { baseline = baseline.Throughput, first = first.Throughput, ratio = first.RatioToBatch1, p50 = first.P50Ms, errors = first.Errors }));
     return first.Errors > 0 ? 1 : 0;
 }
