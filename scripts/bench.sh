@@ -12,6 +12,7 @@ source "$root/scripts/lib/local-cluster.sh"
 models="${MODELS:-$root/models}"
 GATEWAY_ARGS=(--Gateway:GrpcPort 8482)
 start_local_cluster bench 9491 11491 30491 8481 --Models:Repository "$models" "$@" || exit 1
+echo "cluster ready ${cluster_ready_seconds} s after launch (silo and gateway started together)" | tee "$root/.run/bench/ready.txt"
 # The second baseline: the original's one-process design (Kestrel, LRU of 128, ONNX Runtime), on CPU.
 dotnet "$root/tools/OneProcessServer/bin/Release/net10.0/Classifier.OneProcessServer.dll" --urls http://127.0.0.1:8490 \
   --models "$models" --model "${MODEL:-text-orientation}" >"$root/.run/bench/one-process.log" 2>&1 &

@@ -17,9 +17,8 @@ for e in ${ENV_EXTRA:-}; do export "${e?}"; done
 read -r -a GATEWAY_ARGS <<<"${GATEWAY_EXTRA:-}"
 lines=()
 for r in $(seq "$runs"); do
-  started=$(date +%s.%N)
   start_local_cluster cold 9891 11891 30891 8891 "$@" || exit 1
-  ready=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  ready=$cluster_ready_seconds
   # The load generator (which also runs the baseline) with the runtime's defaults, whatever ENV_EXTRA sets.
   unset_extra=()
   for e in ${ENV_EXTRA:-}; do unset_extra+=(-u "${e%%=*}"); done
