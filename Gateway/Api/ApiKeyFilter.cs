@@ -17,6 +17,20 @@ public sealed class AuthOptions
     public string[] ApiKeys { get; set; } = [];
 }
 
+/// <summary>Puts the API-key check on an endpoint.</summary>
+public static class ApiKeyEndpoints
+{
+    /// <summary>
+    /// Adds <see cref="ApiKeyFilter"/> when keys are configured, and nothing when none are (the filter would let every
+    /// request through): an endpoint filter makes every call of the handler go through a filter pipeline, an
+    /// allocation per request on the cache-hit path. Keys are read once at start-up either way.
+    /// </summary>
+    public static RouteHandlerBuilder RequireApiKey(this RouteHandlerBuilder builder, IEndpointRouteBuilder routes) =>
+        routes.ServiceProvider.GetRequiredService<IOptions<AuthOptions>>().Value.ApiKeys.Any(k => k.Length > 0)
+            ? builder.AddEndpointFilter<ApiKeyFilter>()
+            : builder;
+}
+
 /// <summary>Rejects requests without a configured API key (401, problem details) when keys are configured.</summary>
 public sealed class ApiKeyFilter : IEndpointFilter
 {

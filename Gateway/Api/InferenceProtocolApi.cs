@@ -33,13 +33,13 @@ public static class InferenceProtocolApi
     {
         routes.MapGet("/v2/health/live", () => Results.Json(new { live = true })).WithTags("Open Inference Protocol");
         routes.MapGet("/v2/health/ready", Ready).WithTags("Open Inference Protocol");
-        routes.MapGet("/v2", () => Results.Json(new ServerMetadata("classifier", ServerVersion, Extensions))).WithTags("Open Inference Protocol").AddEndpointFilter<ApiKeyFilter>();
+        routes.MapGet("/v2", () => Results.Json(new ServerMetadata("classifier", ServerVersion, Extensions))).WithTags("Open Inference Protocol").RequireApiKey(routes);
         routes.MapGet("/v2/models/{name}", (string name, ClusterView cluster, CancellationToken ct) => MetadataAsync(name, null, cluster, ct))
-            .WithTags("Open Inference Protocol").AddEndpointFilter<ApiKeyFilter>();
-        routes.MapGet("/v2/models/{name}/versions/{version}", MetadataAsync).WithTags("Open Inference Protocol").AddEndpointFilter<ApiKeyFilter>();
+            .WithTags("Open Inference Protocol").RequireApiKey(routes);
+        routes.MapGet("/v2/models/{name}/versions/{version}", MetadataAsync).WithTags("Open Inference Protocol").RequireApiKey(routes);
         routes.MapGet("/v2/models/{name}/ready", (string name, ClusterView cluster, CancellationToken ct) => ModelReadyAsync(name, null, cluster, ct))
-            .WithTags("Open Inference Protocol").AddEndpointFilter<ApiKeyFilter>();
-        routes.MapGet("/v2/models/{name}/versions/{version}/ready", ModelReadyAsync).WithTags("Open Inference Protocol").AddEndpointFilter<ApiKeyFilter>();
+            .WithTags("Open Inference Protocol").RequireApiKey(routes);
+        routes.MapGet("/v2/models/{name}/versions/{version}/ready", ModelReadyAsync).WithTags("Open Inference Protocol").RequireApiKey(routes);
         return routes;
     }
 

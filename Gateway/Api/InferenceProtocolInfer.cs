@@ -24,8 +24,8 @@ public static class InferenceProtocolInfer
     public static IEndpointRouteBuilder MapInferenceProtocolInfer(this IEndpointRouteBuilder routes)
     {
         routes.MapPost("/v2/models/{name}/infer", (string name, HttpRequest request, ClusterView cluster, PredictionRouter router, UploadBudget budget, IOptions<GatewayOptions> options, CancellationToken ct) =>
-            InferAsync(name, null, request, cluster, router, budget, options, ct)).WithTags("Open Inference Protocol").AddEndpointFilter<ApiKeyFilter>();
-        routes.MapPost("/v2/models/{name}/versions/{version}/infer", InferAsync).WithTags("Open Inference Protocol").AddEndpointFilter<ApiKeyFilter>();
+            InferAsync(name, null, request, cluster, router, budget, options, ct)).WithTags("Open Inference Protocol").RequireApiKey(routes);
+        routes.MapPost("/v2/models/{name}/versions/{version}/infer", InferAsync).WithTags("Open Inference Protocol").RequireApiKey(routes);
         return routes;
     }
 

@@ -22,8 +22,8 @@ public static class ModelsApi
 {
     public static IEndpointRouteBuilder MapModelsApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapGet("/models", ListAsync).WithTags("Models").AddEndpointFilter<ApiKeyFilter>();
-        routes.MapGet("/models/{name}", GetAsync).WithTags("Models").AddEndpointFilter<ApiKeyFilter>();
+        routes.MapGet("/models", ListAsync).WithTags("Models").RequireApiKey(routes);
+        routes.MapGet("/models/{name}", GetAsync).WithTags("Models").RequireApiKey(routes);
         return routes;
     }
 

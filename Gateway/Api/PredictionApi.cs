@@ -34,8 +34,8 @@ public static class PredictionApi
     public static IEndpointRouteBuilder MapPredictionApi(this IEndpointRouteBuilder routes)
     {
         // Mapped without a group: a group's "" route renders its template as "/predict/", which would be the metric label.
-        routes.MapPost("/predict", PredictAsync).WithTags("Predictions").AddEndpointFilter<ApiKeyFilter>();
-        routes.MapPost("/predict/batch", PredictBatchAsync).WithTags("Predictions").AddEndpointFilter<ApiKeyFilter>();
+        routes.MapPost("/predict", PredictAsync).WithTags("Predictions").RequireApiKey(routes);
+        routes.MapPost("/predict/batch", PredictBatchAsync).WithTags("Predictions").RequireApiKey(routes);
         return routes;
     }
 

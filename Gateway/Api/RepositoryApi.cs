@@ -17,9 +17,9 @@ public static class RepositoryApi
 {
     public static IEndpointRouteBuilder MapRepositoryApi(this IEndpointRouteBuilder routes)
     {
-        routes.MapPost("/v2/repository/index", IndexAsync).WithTags("Repository").AddEndpointFilter<ApiKeyFilter>();
-        routes.MapPost("/v2/repository/models/{name}/load", LoadAsync).WithTags("Repository").AddEndpointFilter<ApiKeyFilter>();
-        routes.MapPost("/v2/repository/models/{name}/unload", UnloadAsync).WithTags("Repository").AddEndpointFilter<ApiKeyFilter>();
+        routes.MapPost("/v2/repository/index", IndexAsync).WithTags("Repository").RequireApiKey(routes);
+        routes.MapPost("/v2/repository/models/{name}/load", LoadAsync).WithTags("Repository").RequireApiKey(routes);
+        routes.MapPost("/v2/repository/models/{name}/unload", UnloadAsync).WithTags("Repository").RequireApiKey(routes);
         return routes;
     }
 

@@ -206,12 +206,29 @@ public sealed class ClusterProcess : IAsyncDisposable
     }
 
     /// <summary>A port nothing listens on right now.</summary>
+    /// <summary>
+    /// A loopback port free now and never handed out before in this test run. The kernel may give a just-released
+    /// ephemeral port again at once, so two calls in a row could answer the same port (a CI run's silo once got its
+    /// HTTP and silo port equal, and could not bind); every port handed out is remembered and skipped.
+    /// </summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        while (true)
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            lock (HandedOut)
+            {
+                if (HandedOut.Add(port))
+                {
+                    return port;
+                }
+            }
+        }
     }
+
+    private static readonly HashSet<int> HandedOut = [];
 
     /// <summary>SIGKILL: no shutdown, no goodbye to the cluster, as when a machine dies.</summary>
     public async Task KillAsync()
