@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Classifier.Gateway.Telemetry;
+using Classifier.Grains.Caching;
 using Classifier.Grains.Interfaces;
 using Microsoft.Extensions.Options;
 
@@ -23,31 +24,24 @@ public sealed class NearCache
     private const int EntryOverheadBytes = 256; // key, list node, dictionary slot, the Prediction and its strings
 
     private readonly Lock _lock = new();
-    private readonly Dictionary<Key, LinkedListNode<Entry>> _map = [];
-    private readonly LinkedList<Entry> _order = new();
+    private readonly LruCache<Key, Prediction> _answers;
     private readonly ConcurrentDictionary<string, PendingHits> _pending = new();
-    private readonly int _capacity;
-    private readonly long _maxBytes;
-    private long _bytes;
 
     public NearCache(IOptions<GatewayOptions> options)
     {
-        _capacity = options.Value.NearCacheEntries;
-        _maxBytes = options.Value.NearCacheBytes;
-        GatewayMetrics.NearCacheCapacity.Set(_capacity);
+        _answers = new(options.Value.NearCacheEntries, SizeOf, options.Value.NearCacheBytes);
+        GatewayMetrics.NearCacheCapacity.Set(_answers.Capacity);
     }
 
     /// <summary>What an answer depends on besides its shard: model, version, what the version serves, the image's hash, the top-k asked.</summary>
     public readonly record struct Key(string Model, string Version, string Fingerprint, ImageHash Hash, int TopK);
-
-    private sealed record Entry(Key Key, string Grain, Prediction Prediction, long Bytes);
 
     private sealed class PendingHits
     {
         public long Count;
     }
 
-    public bool Enabled => _capacity > 0;
+    public bool Enabled => _answers.Capacity > 0;
 
     public int Count
     {
@@ -55,12 +49,23 @@ public sealed class NearCache
         {
             lock (_lock)
             {
-                return _map.Count;
+                return _answers.Count;
             }
         }
     }
 
-    public long Bytes => Interlocked.Read(ref _bytes);
+    public long Bytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _answers.Bytes;
+            }
+        }
+    }
+
+    private static long SizeOf(Prediction p) => EntryOverheadBytes + p.Scores.Sum(s => 48 + 2L * s.Label.Length) + 4L * (p.Embedding?.Length ?? 0);
 
     /// <summary>
     /// Answers the cached copy of <paramref name="key"/>'s answer when there is one from a silo that <paramref name="isLive"/>
@@ -68,60 +73,32 @@ public sealed class NearCache
     /// </summary>
     public bool TryGet(in Key key, string grain, Func<string, bool> isLive, out Prediction prediction)
     {
-        Entry? found = null;
         lock (_lock)
         {
-            if (_map.TryGetValue(key, out var node))
+            if (!_answers.TryGet(key, out prediction))
             {
-                if (isLive(node.Value.Prediction.Silo))
-                {
-                    _order.Remove(node);
-                    _order.AddFirst(node);
-                    found = node.Value;
-                }
-                else
-                {
-                    Remove(node);
-                }
+                return false;
+            }
+
+            if (!isLive(prediction.Silo))
+            {
+                _answers.Remove(key);
+                Publish();
+                return false;
             }
         }
 
-        if (found is null)
-        {
-            prediction = null!;
-            return false;
-        }
-
         Interlocked.Increment(ref _pending.GetOrAdd(grain, static _ => new PendingHits()).Count);
-        prediction = found.Prediction;
         return true;
     }
 
     /// <summary>Keeps a shard's successful answer, marked as from a cache, for the next identical request.</summary>
-    public void Add(in Key key, string grain, Prediction prediction)
+    public void Add(in Key key, Prediction prediction)
     {
-        var bytes = EntryOverheadBytes + prediction.Scores.Sum(s => 48 + 2L * s.Label.Length) + 4L * (prediction.Embedding?.Length ?? 0);
-        if (_capacity == 0 || bytes > _maxBytes)
-        {
-            return;
-        }
-
-        var entry = new Entry(key, grain, prediction with { FromCache = true, PreprocessingMs = 0, InferenceMs = 0 }, bytes);
+        var copy = prediction with { FromCache = true, PreprocessingMs = 0, InferenceMs = 0 };
         lock (_lock)
         {
-            if (_map.TryGetValue(key, out var existing))
-            {
-                Remove(existing);
-            }
-
-            while (_map.Count > 0 && (_map.Count >= _capacity || _bytes + bytes > _maxBytes))
-            {
-                Remove(_order.Last!);
-                GatewayMetrics.NearCacheEvictions.Inc();
-            }
-
-            _map[key] = _order.AddFirst(entry);
-            _bytes += bytes;
+            GatewayMetrics.NearCacheEvictions.Inc(_answers.Set(key, copy));
             Publish();
         }
     }
@@ -142,18 +119,10 @@ public sealed class NearCache
         return taken;
     }
 
-    private void Remove(LinkedListNode<Entry> node)
-    {
-        _order.Remove(node);
-        _map.Remove(node.Value.Key);
-        _bytes -= node.Value.Bytes;
-        Publish();
-    }
-
     private void Publish()
     {
-        GatewayMetrics.NearCacheEntries.Set(_map.Count);
-        GatewayMetrics.NearCacheBytes.Set(_bytes);
+        GatewayMetrics.NearCacheEntries.Set(_answers.Count);
+        GatewayMetrics.NearCacheBytes.Set(_answers.Bytes);
     }
 }
 

@@ -72,7 +72,7 @@ public sealed class PredictionRouter(IClusterClient client, IOptions<GatewayOpti
                 metrics.Duration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 if (nearKey is { } added && reply.Prediction is { } prediction)
                 {
-                    near!.Add(added, key, prediction);
+                    near!.Add(added, prediction);
                 }
 
                 return reply;

@@ -227,8 +227,7 @@ public sealed class ModelCatalog : ILifecycleParticipant<ISiloLifecycle>, IDispo
 
     public ModelVersionStatus[] Statuses() => _runtimes.Values.Select(r => new ModelVersionStatus(
         r.Model.Name, r.Definition.Version, r.State, r.Provider, r.Model.ToInputSpec(), r.Model.OutputName,
-        r.Model.Labels.Length, r.Model.TopK, r.LoadMs, r.Error, r.Model.IsEmbedding ? "embedding" : "classes", r.OutputLength, r.Sha256,
-        r.Sha256 is null ? null : $"{r.Sha256[..16]}-{r.Model.ServingFingerprint()[..16]}")).ToArray();
+        r.Model.Labels.Length, r.Model.TopK, r.LoadMs, r.Error, r.Model.IsEmbedding ? "embedding" : "classes", r.OutputLength, r.Sha256, r.Fingerprint)).ToArray();
 
     /// <summary>
     /// ONNX Runtime's environment is process-wide and must be created before any session; at FATAL

@@ -82,6 +82,12 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
     /// <summary>The SHA-256 of the model file as loaded (lower-case hex); null before loading or when the file could not be read.</summary>
     public string? Sha256 { get; private set; }
 
+    /// <summary>
+    /// What this load serves, for the gateways' near caches: the model file's hash and the hash of the config that
+    /// shapes its answers, worked out once per load; null until the file has been read.
+    /// </summary>
+    public string? Fingerprint { get; private set; }
+
     /// <summary>Puts a version that must not serve here in the error state without loading it (its file differs from the cluster's).</summary>
     public void Refuse(string reason, string? sha256)
     {
@@ -101,6 +107,8 @@ public sealed class ModelRuntime : IDisposable, IAsyncDisposable
             {
                 Sha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(file));
             }
+
+            Fingerprint = $"{Sha256[..16]}-{Model.ServingFingerprint()[..16]}";
 
             _backend = ModelBackend.Create(Definition, options, _logger);
             Provider = _backend.Provider;

@@ -33,6 +33,40 @@ public sealed class ClusterViewTests
         Assert.Equal(2, grain.Calls);
     }
 
+    /// <summary>
+    /// The near cache keys answers by the fingerprint the route carries and serves them only from the silos it lists:
+    /// both come from what the silos report, and a version whose silos disagree (a reload under way) carries none.
+    /// </summary>
+    [Fact]
+    public async Task TheRouteCarriesTheVersionsFingerprintAndReadySilosAndNoneWhileSilosDisagree()
+    {
+        static ModelVersionStatus Status(string fingerprint, ModelState state = ModelState.Ready) => new(
+            "m", "1", state, "CPU", new InputSpec("x", [3, 8, 8], "NCHW", "RGB", "stretch"), "y", 2, 2, 1, null, Fingerprint: fingerprint);
+        static SiloReport Silo(string name, params ModelVersionStatus[] models) => new(name, models, CacheStatistics.Empty, DateTime.UtcNow);
+        async Task<ModelRoute> RouteWith(params SiloReport[] silos)
+        {
+            var view = new ClusterView(ClientFor(new FixedClusterGrain(new ClusterSnapshot(silos, CacheStatistics.Empty))), Options.Create(new GatewayOptions()),
+                TimeProvider.System, NullLogger<ClusterView>.Instance);
+            await view.RefreshAsync();
+            return await view.RouteAsync("m", null, CancellationToken.None);
+        }
+
+        var agreed = await RouteWith(Silo("a", Status("f1")), Silo("b", Status("f1")), Silo("c", Status("f9", ModelState.Error)));
+        var reloading = await RouteWith(Silo("a", Status("f1")), Silo("b", Status("f2")));
+
+        Assert.Equal("f1", agreed.Serving?.Fingerprint);
+        Assert.Equal(["a", "b"], agreed.Serving!.ReadySilos.Order());
+        Assert.Equal(200, reloading.StatusCode);
+        Assert.Null(reloading.Serving);
+    }
+
+    private sealed class FixedClusterGrain(ClusterSnapshot snapshot) : IClusterGrain
+    {
+        public Task<ClusterSnapshot> GetSnapshotAsync() => Task.FromResult(snapshot);
+
+        public Task<ClusterSnapshot> ReportAsync(SiloReport report) => throw new NotSupportedException();
+    }
+
     /// <summary>A cluster client whose only grain is <paramref name="grain"/>; anything else it is asked for fails the test.</summary>
     private static IClusterClient ClientFor(IClusterGrain grain)
     {

@@ -81,4 +81,34 @@ public sealed class LruCacheTests
         Assert.False(cache.TryGet("x", out _));
         Assert.Equal(0, cache.Count);
     }
+
+    [Fact]
+    public void TheByteBoundEvictsTheLeastRecentlyUsedAndRefusesAValueLargerThanItself()
+    {
+        var cache = new LruCache<string, int>(100, v => v, maxBytes: 10);
+        cache.Set("a", 4);
+        cache.Set("b", 4);
+
+        var evicted = cache.Set("c", 4); // 12 bytes would be over: a goes
+
+        Assert.Equal(1, evicted);
+        Assert.False(cache.Contains("a"));
+        Assert.Equal(8, cache.Bytes);
+        Assert.Equal(0, cache.Set("huge", 11));
+        Assert.False(cache.Contains("huge"));
+        Assert.Equal(8, cache.Bytes);
+    }
+
+    [Fact]
+    public void RemoveDropsTheEntryAndItsBytes()
+    {
+        var cache = NewCache(4);
+        cache.Set("a", 1);
+        cache.Set("b", 2);
+
+        Assert.True(cache.Remove("a"));
+        Assert.False(cache.Remove("a"));
+        Assert.Equal((1, 10L), (cache.Count, cache.Bytes));
+        Assert.Equal(["b"], cache.OldestFirst().Select(e => e.Key));
+    }
 }

@@ -76,6 +76,7 @@ public sealed class ModelCatalogTests : IAsyncLifetime
         Assert.Equal(ModelState.Ready, changed.State);
         Assert.Same(changed, _catalog.Find("text-orientation", "2"));
         Assert.NotEqual(first.Sha256, changed.Sha256);
+        Assert.NotEqual(first.Fingerprint, changed.Fingerprint); // the gateways' near caches never meet the old answers
         Assert.Equal(1, StateGauge("2"));
 
         // A config that answers differently (top-k 1): loaded anew too.
@@ -83,6 +84,8 @@ public sealed class ModelCatalogTests : IAsyncLifetime
         var reconfigured = await _catalog.LoadAsync(new ModelVersionDefinition(config, "2", changed.Definition.ModelPath));
         Assert.NotSame(changed, reconfigured);
         Assert.Equal(1, reconfigured.Model.TopK);
+        Assert.NotEqual(changed.Fingerprint, reconfigured.Fingerprint);
+        Assert.Equal(reconfigured.Fingerprint, _catalog.Statuses().Single(s => s.Version == "2").Fingerprint);
 
         // A broken file: the attempt fails with its reason, and the loaded version keeps serving.
         var failed = await _catalog.LoadAsync(AddVersion("2", bytes: onnx[..(onnx.Length / 2)]) with { Model = config });

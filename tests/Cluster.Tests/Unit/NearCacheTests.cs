@@ -22,7 +22,7 @@ public sealed class NearCacheTests
     public void AStoredAnswerComesBackMarkedAsACacheHitWithoutSiloTimings()
     {
         var cache = NewCache(8);
-        cache.Add(Key(1), "m/1/0", Answer());
+        cache.Add(Key(1), Answer());
 
         Assert.True(cache.TryGet(Key(1), "m/1/0", AllLive, out var hit));
         Assert.True(hit.FromCache);
@@ -33,7 +33,7 @@ public sealed class NearCacheTests
     public void AnotherFingerprintTopKOrImageIsAMiss()
     {
         var cache = NewCache(8);
-        cache.Add(Key(1), "m/1/0", Answer());
+        cache.Add(Key(1), Answer());
 
         Assert.False(cache.TryGet(Key(1, fingerprint: "f2"), "m/1/0", AllLive, out _));
         Assert.False(cache.TryGet(Key(1, topK: 1), "m/1/0", AllLive, out _));
@@ -44,11 +44,11 @@ public sealed class NearCacheTests
     public void TheLeastRecentlyUsedAnswerIsEvictedAtTheEntryLimit()
     {
         var cache = NewCache(2);
-        cache.Add(Key(1), "m/1/0", Answer());
-        cache.Add(Key(2), "m/1/0", Answer());
+        cache.Add(Key(1), Answer());
+        cache.Add(Key(2), Answer());
         Assert.True(cache.TryGet(Key(1), "m/1/0", AllLive, out _)); // 2 is now the least recently used
 
-        cache.Add(Key(3), "m/1/0", Answer());
+        cache.Add(Key(3), Answer());
 
         Assert.Equal(2, cache.Count);
         Assert.True(cache.TryGet(Key(1), "m/1/0", AllLive, out _));
@@ -61,12 +61,12 @@ public sealed class NearCacheTests
         var cache = NewCache(1000, bytes: 64 * 1024);
         for (var i = 0; i < 100; i++)
         {
-            cache.Add(Key(i), "m/1/0", Answer(embedding: new float[2048])); // about 8 KB each
+            cache.Add(Key(i), Answer(embedding: new float[2048])); // about 8 KB each
         }
 
         Assert.InRange(cache.Bytes, 1, 64 * 1024);
         Assert.InRange(cache.Count, 1, 8);
-        cache.Add(Key(1000), "m/1/0", Answer(embedding: new float[1 << 20])); // 4 MB: larger than the whole tier
+        cache.Add(Key(1000), Answer(embedding: new float[1 << 20])); // 4 MB: larger than the whole tier
         Assert.False(cache.TryGet(Key(1000), "m/1/0", AllLive, out _));
     }
 
@@ -74,7 +74,7 @@ public sealed class NearCacheTests
     public void AnAnswerFromASiloThatLeftIsDroppedNotServed()
     {
         var cache = NewCache(8);
-        cache.Add(Key(1), "m/1/0", Answer(silo: "gone"));
+        cache.Add(Key(1), Answer(silo: "gone"));
 
         Assert.False(cache.TryGet(Key(1), "m/1/0", s => s != "gone", out _));
         Assert.Equal(0, cache.Count);
@@ -84,8 +84,8 @@ public sealed class NearCacheTests
     public void HitsAreBookedToTheirShardAndTakenOnce()
     {
         var cache = NewCache(8);
-        cache.Add(Key(1), "m/1/0", Answer());
-        cache.Add(Key(2), "m/1/5", Answer());
+        cache.Add(Key(1), Answer());
+        cache.Add(Key(2), Answer());
         for (var i = 0; i < 3; i++)
         {
             cache.TryGet(Key(1), "m/1/0", AllLive, out _);
@@ -102,7 +102,7 @@ public sealed class NearCacheTests
     public void ZeroEntriesTurnsTheTierOff()
     {
         var cache = NewCache(0);
-        cache.Add(Key(1), "m/1/0", Answer());
+        cache.Add(Key(1), Answer());
 
         Assert.False(cache.Enabled);
         Assert.False(cache.TryGet(Key(1), "m/1/0", AllLive, out _));

@@ -3,10 +3,12 @@ using Classifier.Grains.Interfaces;
 namespace Classifier.Grains.Caching;
 
 /// <summary>
-/// A least-recently-used map with hit, miss and eviction counts. Not thread-safe: a grain touches it
-/// only from its own turns, which never run in parallel even when they interleave.
+/// A least-recently-used map with hit, miss and eviction counts, bounded by entries and, optionally, by the bytes
+/// <paramref name="sizeOf"/> gives. Not thread-safe: a grain touches it only from its own turns, which never run in
+/// parallel even when they interleave; the gateway's near cache holds a lock around it. Here, not in Grains, because
+/// both sides use it.
 /// </summary>
-public sealed class LruCache<TKey, TValue>(int capacity, Func<TValue, long> sizeOf)
+public sealed class LruCache<TKey, TValue>(int capacity, Func<TValue, long> sizeOf, long maxBytes = long.MaxValue)
     where TKey : notnull
 {
     private readonly Dictionary<TKey, LinkedListNode<(TKey Key, TValue Value)>> _map = new(capacity);
@@ -56,23 +58,21 @@ public sealed class LruCache<TKey, TValue>(int capacity, Func<TValue, long> size
     /// <summary>Counts hits served elsewhere from copies of this cache's entries (a gateway's near cache).</summary>
     public void CountHits(long hits) => Hits += hits;
 
-    /// <summary>Adds or replaces <paramref name="key"/>; returns how many entries were evicted to make room.</summary>
+    /// <summary>
+    /// Adds or replaces <paramref name="key"/>; returns how many entries were evicted to make room. A value larger than
+    /// the byte bound on its own is not kept.
+    /// </summary>
     public int Set(TKey key, TValue value)
     {
-        if (Capacity == 0)
+        var size = sizeOf(value);
+        if (Capacity == 0 || size > maxBytes)
         {
             return 0;
         }
 
-        if (_map.TryGetValue(key, out var existing))
-        {
-            Bytes -= sizeOf(existing.Value.Value);
-            _order.Remove(existing);
-            _map.Remove(key);
-        }
-
+        Remove(key);
         var evicted = 0;
-        while (_map.Count >= Capacity)
+        while (_map.Count > 0 && (_map.Count >= Capacity || Bytes + size > maxBytes))
         {
             var last = _order.Last!;
             _order.RemoveLast();
@@ -83,8 +83,21 @@ public sealed class LruCache<TKey, TValue>(int capacity, Func<TValue, long> size
         }
 
         _map[key] = _order.AddFirst((key, value));
-        Bytes += sizeOf(value);
+        Bytes += size;
         return evicted;
+    }
+
+    /// <summary>Drops <paramref name="key"/> if held; answers whether it was.</summary>
+    public bool Remove(TKey key)
+    {
+        if (!_map.Remove(key, out var node))
+        {
+            return false;
+        }
+
+        _order.Remove(node);
+        Bytes -= sizeOf(node.Value.Value);
+        return true;
     }
 
     public bool Contains(TKey key) => _map.ContainsKey(key);
