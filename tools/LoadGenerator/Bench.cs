@@ -170,7 +170,8 @@ public static class Bench
 
     /// <param name="predictUrl">The gateway's <c>/predict</c> URL, with its query; with <paramref name="oip"/>, its <c>/v2/models/{m}/infer</c> URL.</param>
     /// <param name="oip">Send each image as an Open Inference Protocol request (BYTES input, binary data extension).</param>
-    internal static async Task<BenchResult> DriveAsync(HttpClient http, string predictUrl, string name, int requests, int concurrency, Func<int, byte[]> image, bool oip = false)
+    /// <param name="urlFor">Where request i goes, when not all to <paramref name="predictUrl"/> (several gateways, in turn).</param>
+    internal static async Task<BenchResult> DriveAsync(HttpClient http, string predictUrl, string name, int requests, int concurrency, Func<int, byte[]> image, bool oip = false, Func<int, string>? urlFor = null)
     {
         var latencies = new ConcurrentBag<double>();
         var errors = 0;
@@ -187,7 +188,7 @@ public static class Bench
                 var sent = Stopwatch.GetTimestamp();
                 try
                 {
-                    using var response = await http.PostAsync(predictUrl, content);
+                    using var response = await http.PostAsync(urlFor?.Invoke(i) ?? predictUrl, content);
                     var body = await response.Content.ReadAsByteArrayAsync();
                     latencies.Add(Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                     if (!response.IsSuccessStatusCode)
@@ -414,13 +415,15 @@ public static class Bench
     /// <summary>CPU seconds so far of the gateway and silo processes (their <c>process_cpu_seconds_total</c>) and of this one.</summary>
     internal static async Task<(double Gateway, double Silo, TimeSpan Client)> CpuAsync(HttpClient http, (string Gateway, string Silo) urls)
     {
-        static double Read(string text) => double.Parse(
-            text.Split('\n').First(l => l.StartsWith("process_cpu_seconds_total ", StringComparison.Ordinal)).Split(' ')[1],
-            System.Globalization.CultureInfo.InvariantCulture);
-        var gateway = Read(await http.GetStringAsync(urls.Gateway));
-        var silo = Read(await http.GetStringAsync(urls.Silo));
+        var gateway = await ProcessCpuSecondsAsync(http, urls.Gateway);
+        var silo = await ProcessCpuSecondsAsync(http, urls.Silo);
         return (gateway, silo, Process.GetCurrentProcess().TotalProcessorTime);
     }
+
+    /// <summary>A process's <c>process_cpu_seconds_total</c>, read from its <c>/metrics</c>.</summary>
+    internal static async Task<double> ProcessCpuSecondsAsync(HttpClient http, string metricsUrl) => double.Parse(
+        (await http.GetStringAsync(metricsUrl)).Split('\n').First(l => l.StartsWith("process_cpu_seconds_total ", StringComparison.Ordinal)).Split(' ')[1],
+        System.Globalization.CultureInfo.InvariantCulture);
 
     private static double Q(List<double> sorted, double q) => sorted.Count == 0 ? 0 : sorted[Math.Min(sorted.Count - 1, (int)(q * sorted.Count))];
 
@@ -443,7 +446,7 @@ public static class Bench
     private static string Ms(double? value) => value is { } v ? v.ToString("F2", System.Globalization.CultureInfo.InvariantCulture) : "";
 
     /// <summary>Zipf-distributed indexes 0..n-1 (0 the most frequent), by inverse transform over the cumulative weights.</summary>
-    private sealed class Zipf(int n, double s, Random random)
+    internal sealed class Zipf(int n, double s, Random random)
     {
         private readonly double[] _cumulative = Cumulative(n, s);
 

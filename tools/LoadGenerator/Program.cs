@@ -88,6 +88,20 @@ if (args.Length > 0 && args[0] == "cold" && arguments.ContainsKey("gateway"))
     return first.Errors > 0 ? 1 : 0;
 }
 
+if (args.Length > 0 && args[0] == "scale" && arguments.ContainsKey("gateways") && arguments.ContainsKey("gateway-metrics") && arguments.ContainsKey("silo-metrics"))
+{
+    // Usage: Classifier.LoadGenerator scale --gateways URL[,URL...] --gateway-metrics URL[,URL...] --silo-metrics URL[,URL...]
+    //        [--model text-orientation] [--requests 6000] [--concurrency 32]
+    // One silo count of scripts/scale-check.sh: warmed to steady state, then all-miss and Zipf(1.1) with requests spread
+    // over the gateways in turn; one JSON line (an array, one entry per workload).
+    using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+    static string[] List(string value) => value.Split(',', StringSplitOptions.RemoveEmptyEntries);
+    var scaled = await Scale.RunAsync(client, List(Arg("gateways", "")), List(Arg("gateway-metrics", "")), List(Arg("silo-metrics", "")),
+        Arg("model", "text-orientation"), int.Parse(Arg("requests", "6000"), CultureInfo.InvariantCulture), int.Parse(Arg("concurrency", "32"), CultureInfo.InvariantCulture));
+    Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(scaled));
+    return scaled.Any(r => r.Errors > 0) ? 1 : 0;
+}
+
 if (args.Length > 0 && args[0] == "protocols" && arguments.ContainsKey("gateway") && arguments.ContainsKey("grpc"))
 {
     // Usage: Classifier.LoadGenerator protocols --gateway URL --grpc HOST:PORT --cpu-from GATEWAY_METRICS_URL,SILO_METRICS_URL
@@ -135,6 +149,7 @@ if (args.Length == 0 || args[0] != "soak" || !arguments.ContainsKey("gateway"))
     Console.Error.WriteLine("       Classifier.LoadGenerator compare --gateway-a URL --gateway-b URL [--label-a A] [--label-b B] [--rounds 7] [--requests 3000] [--concurrency 8] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator switch --gateway URL --metrics GATEWAY_METRICS_URL,SILO_METRICS_URL --settings FILE[,FILE...] [--rounds 40] [--requests 3000] [--concurrency 8] [--workloads all-hit,all-miss] [--aa true] [--markdown F] [--json F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator measure --gateway URL [--requests 3000] [--concurrency 8]");
+    Console.Error.WriteLine("       Classifier.LoadGenerator scale --gateways URL[,URL...] --gateway-metrics URL[,URL...] --silo-metrics URL[,URL...] [--model M] [--requests 6000] [--concurrency 32]");
     Console.Error.WriteLine("       Classifier.LoadGenerator protocols --gateway URL --grpc HOST:PORT --cpu-from GATEWAY_METRICS_URL,SILO_METRICS_URL [--model M] [--rounds 7] [--requests 2000] [--concurrency 8] [--markdown F]");
     Console.Error.WriteLine("       Classifier.LoadGenerator overload --gateway URL [--model text-orientation] [--clients 256] [--seconds 20] [--honour-retry-after true] [--metrics URL[,URL...]]");
     Console.Error.WriteLine("       Classifier.LoadGenerator tune --models DIR --model NAME [--images 200] [--rounds 5] [--device cpu|cuda] [--markdown F]");
