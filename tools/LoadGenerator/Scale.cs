@@ -17,14 +17,14 @@ public sealed record ScaleResult(string Workload, int Requests, double Throughpu
 public static class Scale
 {
     public static async Task<ScaleResult[]> RunAsync(HttpClient http, string[] gateways, string[] gatewayMetrics, string[] siloMetrics,
-        string model, int requests, int concurrency)
+        string model, int requests, int concurrency, int? warmUpPass = null)
     {
         var urls = gateways.Select(g => $"{g.TrimEnd('/')}/predict?model={Uri.EscapeDataString(model)}").ToArray();
         string UrlFor(int i) => urls[i % urls.Length];
         var seed = Random.Shared.Next(1 << 20) * 4096;
-        var warmUpPass = Math.Max(1000, requests / 3);
+        var passSize = warmUpPass ?? Math.Max(1000, requests / 3);
         await Steady.UntilSteadyAsync(
-            async pass => (await Bench.DriveAsync(http, urls[0], "warm-up", warmUpPass, concurrency, i => Soak.Image(seed + 500_000 + pass * warmUpPass + i), urlFor: UrlFor)).Throughput,
+            async pass => (await Bench.DriveAsync(http, urls[0], "warm-up", passSize, concurrency, i => Soak.Image(seed + 500_000 + pass * passSize + i), urlFor: UrlFor)).Throughput,
             maxPasses: 8);
 
         var misses = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + i)).ToArray();
