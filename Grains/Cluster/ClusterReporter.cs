@@ -119,10 +119,10 @@ public sealed class ClusterReporter(
     /// <summary>
     /// Shards activate where placement puts them and then stay, so a silo that joins a loaded cluster
     /// would only get shards activated after it joined. Each silo therefore compares its ModelGrain
-    /// count with the cluster's and, when it holds clearly more than its share while another silo
-    /// holds clearly less, migrates some of its shards there, caches included. Moves per round are
-    /// capped at half the gap so that silos deciding at once do not overshoot; it converges over a
-    /// few report intervals.
+    /// count with the cluster's and, when it holds more than the mean while the lightest silo holds
+    /// less than its floor, migrates some of its shards there, caches included. Every silo plans from
+    /// the same snapshot (<see cref="ShardBalance"/>), so silos deciding at once share the lightest
+    /// silo's room instead of overshooting it; a joining silo is filled in one or two report intervals.
     /// </summary>
     private async Task RebalanceAsync(ClusterSnapshot snapshot, string[] local)
     {
@@ -132,25 +132,24 @@ public sealed class ClusterReporter(
             return;
         }
 
-        var fair = (int)Math.Ceiling(silos.Sum(s => s.ModelGrains) / (double)silos.Count);
-        var lightest = silos.Where(s => !s.Address!.Equals(silo.SiloAddress)).MinBy(s => s.ModelGrains)!;
-        var excess = local.Length - fair;
-        var room = fair - lightest.ModelGrains;
-        if (excess < 2 || room < 2)
+        var plan = ShardBalance.Plan(silo.SiloAddress.ToString(),
+            silos.Select(s => (s.Address!.ToString(), s.ModelGrains)).ToList());
+        if (plan.Lightest is null)
         {
             return;
         }
 
+        var lightest = silos.First(s => s.Address!.ToString() == plan.Lightest);
         // Only shards whose model version is ready there: a silo that failed to load a model is light for that
         // reason, and shards sent to it would only move away again.
         var movable = local.Where(key => ModelGrainKey.TryParse(key, out var k) && lightest.Serves(k.Model, k.Version)).ToArray();
-        var moves = Math.Min(Math.Min(excess, Math.Max(1, room / 2)), movable.Length);
+        var moves = Math.Min(plan.Moves, movable.Length);
         if (moves == 0)
         {
             return;
         }
 
-        logger.LogInformation("Rebalancing: moving {Moves} of {Local} shards to {Target} (fair share {Fair})", moves, local.Length, lightest.Silo, fair);
+        logger.LogInformation("Rebalancing: moving {Moves} of {Local} shards to {Target}", moves, local.Length, lightest.Silo);
         foreach (var key in movable.Take(moves))
         {
             await grains.GetGrain<IModelGrain>(key).MigrateToAsync(lightest.Address!);
