@@ -2,7 +2,7 @@
 # GPU readiness check, run on a machine with an NVIDIA GPU. Starts a silo with Models:Device=cuda
 # and a gateway, confirms that the CUDA execution provider is really in use (not a silent CPU
 # fallback), then drives the same requests through a CPU silo and prints both side by side.
-# Uses .gpu/part-* from scripts/gpu-bundle.sh when present (hosts without the .NET SDK), else builds.
+# Uses .gpu/ from scripts/gpu-bundle.sh when present (hosts without the .NET SDK), else builds.
 # Results go to $OUT (or .run/gpu) as gpu-check.md, bench-<device>-<model>.md, plus the process logs.
 # REQUESTS (300 sequential misses), BENCH_REQUESTS (3000), RESNET_REQUESTS (1500), BENCH_CONCURRENCY (16),
 # DEVICES ("cuda cpu pinned"), CUDA_MODELS, CPU_MODELS, PINNED_MODELS (which models each benchmarks),
@@ -21,21 +21,10 @@ requests="${REQUESTS:-300}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$out/gpu.txt" 2>&1 || echo "nvidia-smi failed" > "$out/gpu.txt"
 cat "$out/gpu.txt"
 
-if ls .gpu/part-* >/dev/null 2>&1; then
-  bundle=/tmp/classifier-bundle
-  rm -rf "$bundle" && mkdir -p "$bundle"
-  zstd_bin=$(command -v zstd || echo "$root/.gpu/zstd") # gpu-bundle.sh ships one: some GPU images lack it
-  cat .gpu/part-* | "$zstd_bin" -d --long=27 -q | tar -C "$bundle" -xf - || { echo "bundle extraction failed"; exit 1; }
-  export DOTNET_ROOT="$bundle/dotnet" PATH="$bundle/dotnet:$PATH"
-  app="$bundle/app"; models="$bundle/models"
-else
-  dotnet build Cluster.sln -c Release -nologo -v quiet || exit 1
-  scripts/fetch-models.sh || exit 1
-  app=""; models="$root/models"
-fi
-silo_dll="${app:-$root/Silo/bin/Release/net10.0}/Classifier.Silo.dll"
-gateway_dll="${app:-$root/Gateway/bin/Release/net10.0}/Classifier.Gateway.dll"
-bench_dll="${app:-$root/tools/LoadGenerator/bin/Release/net10.0}/Classifier.LoadGenerator.dll"
+source "$root/scripts/lib/bundle.sh"
+use_bundle_or_build "$root" || exit 1
+models="$models_dir"
+silo_dll=$(app_dll "$root" silo); gateway_dll=$(app_dll "$root" gateway); bench_dll=$(app_dll "$root" loadgen)
 
 # A repository of the same models plus text-orientation-batched: the same file with dynamic batching
 # on (16 images, 1 ms), which a GPU is where it pays, and text-orientation-batched-unpadded, the same
@@ -126,7 +115,7 @@ PY
   pids+=($!)
   for model in $bench_models; do
     [ -d "$models/$model" ] || continue
-    local n="${BENCH_REQUESTS:-3000}"; [ "$model" = resnet18 ] && n="${RESNET_REQUESTS:-1500}"
+    local n="${BENCH_REQUESTS:-3000}"; [[ $model == resnet18 || $model == resnet18-batched ]] && n="${RESNET_REQUESTS:-1500}"
     $CLIENT_PIN timeout "${BENCH_TIMEOUT:-120}" dotnet "$bench_dll" bench --gateway http://127.0.0.1:8181 --models "$models" --model "$model" --requests "$n" \
       --concurrency "${BENCH_CONCURRENCY:-16}" --device "$device" --cpu-from http://127.0.0.1:8181/metrics,http://127.0.0.1:9191/metrics \
       --markdown "$out/bench-$label-$model.md" --json "$out/bench-$label-$model.json" \
@@ -144,7 +133,7 @@ PY
 SILO_PIN="" GATEWAY_PIN="" CLIENT_PIN=""
 devices=" ${DEVICES:-cuda cpu pinned} "
 cuda_rc=0
-[[ $devices == *" cuda "* ]] && { run_device cuda "${CUDA_MODELS:-text-orientation text-orientation-batched resnet18}"; cuda_rc=$?; }
+[[ $devices == *" cuda "* ]] && { run_device cuda "${CUDA_MODELS:-text-orientation text-orientation-batched resnet18 resnet18-batched}"; cuda_rc=$?; }
 [[ $devices == *" cpu "* ]] && run_device cpu "${CPU_MODELS:-text-orientation resnet18}"
 cores=$(nproc)
 if [[ $devices == *" pinned "* ]] && [ "$cores" -ge 8 ] && command -v taskset >/dev/null; then

@@ -1,19 +1,29 @@
-# Sourced by the scripts that run on a borrowed host (gpu-check.sh, scale-check.sh): uses .gpu/part-* from
+# Sourced by the scripts that run on a borrowed host (gpu-check.sh, scale-check.sh): uses .gpu/ from
 # scripts/gpu-bundle.sh when present (hosts without the .NET SDK: the runtime, the published apps and the
-# models), else builds here. Sets app_dir (folder of the silo, gateway and load generator DLLs) and
-# models_dir, and puts the bundle's dotnet first on PATH.
+# models; .gpu/cuda adds ONNX Runtime's CUDA provider and resnet18), else builds here. Sets app_dir (the
+# folder of the silo, gateway and load generator DLLs) and models_dir, and puts the bundle's dotnet first on PATH.
 use_bundle_or_build() {
   local root=$1
-  if ls "$root"/.gpu/part-* >/dev/null 2>&1; then
-    local bundle=/tmp/classifier-bundle zstd_bin
-    if [ ! -f "$bundle/.unpacked" ]; then # both scripts may run on one host: unpack once
-      rm -rf "$bundle" && mkdir -p "$bundle"
-      zstd_bin=$(command -v zstd || echo "$root/.gpu/zstd") # gpu-bundle.sh ships one: some GPU images lack it
-      cat "$root"/.gpu/part-* | "$zstd_bin" -d --long=27 -q | tar -C "$bundle" -xf - || { echo "bundle extraction failed" >&2; return 1; }
-      touch "$bundle/.unpacked"
-    fi
+  if [ -f "$root/.gpu/cpu/SHA256SUMS" ]; then
+    local bundle=/tmp/classifier-bundle set
+    local zstd_bin
+    zstd_bin=$(command -v zstd || echo "$root/.gpu/zstd") # gpu-bundle.sh ships one: some GPU images lack it
+    for set in cpu cuda; do
+      [ -f "$root/.gpu/$set/SHA256SUMS" ] || continue
+      [ -f "$bundle/.unpacked-$set" ] && continue # both scripts may run on one host: unpack once
+      # Parts come one device call at a time: say which are missing rather than fail inside zstd.
+      (cd "$root/.gpu/$set" && sha256sum -c --quiet SHA256SUMS) || { echo "bundle: .gpu/$set is incomplete or damaged (see above): carry every part" >&2; return 1; }
+      mkdir -p "$bundle"
+      cat "$root"/.gpu/"$set"/part-* | "$zstd_bin" -d --long=27 -q | tar -C "$bundle" -xf - || { echo "bundle: extracting .gpu/$set failed" >&2; return 1; }
+      touch "$bundle/.unpacked-$set"
+    done
     export DOTNET_ROOT="$bundle/dotnet" PATH="$bundle/dotnet:$PATH"
     app_dir="$bundle/app"; models_dir="$bundle/models"
+    # resnet18-batched's model: resnet18's with a symbolic batch dimension, made here rather than carried.
+    if [ -f "$models_dir/resnet18-batched/config.json" ] && [ ! -f "$models_dir/resnet18-batched/1/model.onnx" ]; then
+      mkdir -p "$models_dir/resnet18-batched/1"
+      dotnet "$app_dir/ModelFetch.dll" symbolic-batch "$models_dir/resnet18/1/model.onnx" "$models_dir/resnet18-batched/1/model.onnx" || return 1
+    fi
   else
     dotnet build "$root/Cluster.sln" -c Release -nologo -v quiet -clp:ErrorsOnly || return 1
     "$root/scripts/fetch-models.sh" || return 1
@@ -21,7 +31,7 @@ use_bundle_or_build() {
   fi
 }
 
-# The DLL of one of the apps: silo, gateway or load generator, from the bundle or this checkout's build.
+# The DLL of one of the apps: silo, gateway or loadgen, from the bundle or this checkout's build.
 app_dll() {
   local root=$1 name=$2
   case "$name" in

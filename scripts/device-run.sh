@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The prepared commands for a borrowed GPU host (issue 18), one per device call, each well inside a call's
+# 10-minute limit so that a failed one can run again within the 15 device minutes a task is lent:
+#   scripts/device-run.sh scale   scale-check.sh: 1, 2, 4 and 6 silos pinned to cores of their own (about 3 min)
+#   scripts/device-run.sh gpu     gpu-check.sh: CUDA then CPU; text-orientation (batching off, padded, unpadded),
+#                                 resnet18 (batch 1) and resnet18-batched (about 6 min)
+# Before: scripts/fetch-models.sh --no-install resnet18 && scripts/gpu-bundle.sh (here, with the SDK), then
+# call the device tool with carry [".gpu"] and timeout_s LIMIT + 60 (LIMIT: 240 for scale, 420 for gpu).
+# Each check runs under `timeout LIMIT`, so that what it measured is packed even when it runs long:
+# $OUT/<what>.md (the tables) and $OUT/<what>-results.tar.gz (every table, JSON and log), since the device
+# tool brings back at most 8 files.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+what=${1:-}
+dest=${OUT:-$root/.run/device}
+mkdir -p "$dest"
+work=/tmp/device-run-$what
+rm -rf "$work" && mkdir -p "$work"
+{ nproc; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1; uname -r; } > "$work/host.txt"
+case "$what" in scale) limit=${LIMIT:-240} ;; *) limit=${LIMIT:-420} ;; esac
+case "$what" in
+  scale)
+    OUT="$work" timeout "$limit" "$root/scripts/scale-check.sh" > "$work/scale-check.out" 2>&1
+    rc=$?
+    cp "$work/scale.md" "$dest/scale.md" 2>/dev/null ;;
+  gpu)
+    OUT="$work" DEVICES="${DEVICES:-cuda cpu}" BENCH_REQUESTS="${BENCH_REQUESTS:-1500}" RESNET_REQUESTS="${RESNET_REQUESTS:-800}" \
+      BENCH_TIMEOUT="${BENCH_TIMEOUT:-90}" timeout "$limit" "$root/scripts/gpu-check.sh" > "$work/gpu-check.out" 2>&1
+    rc=$?
+    cat "$work/gpu-check.md" "$work"/bench-*.md > "$dest/gpu.md" 2>/dev/null ;;
+  *)
+    echo "usage: $0 scale|gpu" >&2
+    exit 2 ;;
+esac
+tar -C "$work" -czf "$dest/$what-results.tar.gz" .
+tail -n 40 "$work/$( [ "$what" = scale ] && echo scale-check || echo gpu-check).out"
+echo "device-run $what: rc $rc (124: stopped at its limit, $limit s); results in $dest/$what-results.tar.gz"
+exit $rc
