@@ -4,8 +4,13 @@
 #   scripts/device-run.sh scale   scale-check.sh: 1, 2, 4 and 6 silos pinned to cores of their own (about 3 min)
 #   scripts/device-run.sh gpu     gpu-check.sh: CUDA then CPU; text-orientation (batching off, padded, unpadded),
 #                                 resnet18 (batch 1) and resnet18-batched (about 6 min)
-# Before: scripts/fetch-models.sh --no-install resnet18 && scripts/gpu-bundle.sh (here, with the SDK), then
-# call the device tool with carry [".gpu"] and timeout_s LIMIT + 60 (LIMIT: 240 for scale, 420 for gpu).
+# Before: scripts/fetch-models.sh --no-install resnet18-batched && scripts/gpu-bundle.sh (here, with the SDK:
+# about 5 minutes). The device tool carries 64 MiB a call and keeps what earlier calls left while the machine
+# stays warm (it is given back 30 s after a call: send the next at once), so, in one session:
+#   1. carry [".gpu/cpu", ".gpu/zstd"], command "bash scripts/device-run.sh scale", timeout_s 300;
+#   2. carry [".gpu/cuda/part-00"], command "ls -la .gpu/cuda", and the same for part-01 .. part-04 (one call each);
+#   3. carry [".gpu/cuda/SHA256SUMS"], command "bash scripts/device-run.sh gpu", timeout_s 480.
+# The host checks every part against SHA256SUMS before unpacking and says which is missing.
 # Each check runs under `timeout LIMIT`, so that what it measured is packed even when it runs long:
 # $OUT/<what>.md (the tables) and $OUT/<what>-results.tar.gz (every table, JSON and log), since the device
 # tool brings back at most 8 files.
