@@ -3,14 +3,16 @@
 # 10-minute limit so that a failed one can run again within the 15 device minutes a task is lent:
 #   scripts/device-run.sh scale   scale-check.sh: 1, 2, 4 and 6 silos pinned to cores of their own (about 3 min)
 #   scripts/device-run.sh gpu     gpu-check.sh: CUDA then CPU; text-orientation (batching off, padded, unpadded),
-#                                 resnet18 (batch 1) and resnet18-batched (about 6 min)
+#                                 resnet18 (batch 1) and resnet18-batched (6 benchmarks of at most 60 s: about 6 min)
 # Before: scripts/fetch-models.sh --no-install resnet18-batched && scripts/gpu-bundle.sh (here, with the SDK:
 # about 5 minutes). The device tool carries 64 MiB a call and keeps what earlier calls left while the machine
 # stays warm (it is given back 30 s after a call: send the next at once), so, in one session:
 #   1. carry [".gpu/cpu", ".gpu/zstd"], command "bash scripts/device-run.sh scale", timeout_s 300;
 #   2. carry [".gpu/cuda/part-00"], command "ls -la .gpu/cuda", and the same for part-01 .. part-04 (one call each);
-#   3. carry [".gpu/cuda/SHA256SUMS"], command "bash scripts/device-run.sh gpu", timeout_s 480.
+#   3. carry [".gpu/cuda/SHA256SUMS"], command "bash scripts/device-run.sh gpu", timeout_s 560.
 # The host checks every part against SHA256SUMS before unpacking and says which is missing.
+# Device time: the start (1-2 min), scale (about 3 min), five carry calls (under a minute each) and gpu (about
+# 6 min) come to about 13 of the 15 minutes lent; with less left, run only one of the two checks.
 # Each check runs under `timeout LIMIT`, so that what it measured is packed even when it runs long:
 # $OUT/<what>.md (the tables) and $OUT/<what>-results.tar.gz (every table, JSON and log), since the device
 # tool brings back at most 8 files.
@@ -22,7 +24,7 @@ mkdir -p "$dest"
 work=/tmp/device-run-$what
 rm -rf "$work" && mkdir -p "$work"
 { nproc; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1; uname -r; } > "$work/host.txt"
-case "$what" in scale) limit=${LIMIT:-240} ;; *) limit=${LIMIT:-420} ;; esac
+case "$what" in scale) limit=${LIMIT:-240} ;; *) limit=${LIMIT:-480} ;; esac
 case "$what" in
   scale)
     OUT="$work" timeout "$limit" "$root/scripts/scale-check.sh" > "$work/scale-check.out" 2>&1
@@ -30,7 +32,7 @@ case "$what" in
     cp "$work/scale.md" "$dest/scale.md" 2>/dev/null ;;
   gpu)
     OUT="$work" DEVICES="${DEVICES:-cuda cpu}" BENCH_REQUESTS="${BENCH_REQUESTS:-1500}" RESNET_REQUESTS="${RESNET_REQUESTS:-800}" \
-      BENCH_TIMEOUT="${BENCH_TIMEOUT:-90}" timeout "$limit" "$root/scripts/gpu-check.sh" > "$work/gpu-check.out" 2>&1
+      BENCH_TIMEOUT="${BENCH_TIMEOUT:-60}" timeout "$limit" "$root/scripts/gpu-check.sh" > "$work/gpu-check.out" 2>&1
     rc=$?
     cat "$work/gpu-check.md" "$work"/bench-*.md > "$dest/gpu.md" 2>/dev/null ;;
   *)
