@@ -5,17 +5,19 @@
 use_bundle_or_build() {
   local root=$1
   if [ -f "$root/.gpu/cpu/SHA256SUMS" ]; then
-    local bundle=/tmp/classifier-bundle set
+    local bundle=${BUNDLE_DIR:-/tmp/classifier-bundle} set
     local zstd_bin
     zstd_bin=$(command -v zstd || echo "$root/.gpu/zstd") # gpu-bundle.sh ships one: some GPU images lack it
     for set in cpu cuda; do
       [ -f "$root/.gpu/$set/SHA256SUMS" ] || continue
-      [ -f "$bundle/.unpacked-$set" ] && continue # both scripts may run on one host: unpack once
+      # Both scripts may run on one host: unpack each set once (the same parts, by their checksums).
+      cmp -s "$root/.gpu/$set/SHA256SUMS" "$bundle/.unpacked-$set" && continue
       # Parts come one device call at a time: say which are missing rather than fail inside zstd.
       (cd "$root/.gpu/$set" && sha256sum -c --quiet SHA256SUMS) || { echo "bundle: .gpu/$set is incomplete or damaged (see above): carry every part" >&2; return 1; }
+      [ "$set" = cpu ] && rm -rf "$bundle" # a different bundle: start clean
       mkdir -p "$bundle"
       cat "$root"/.gpu/"$set"/part-* | "$zstd_bin" -d --long=27 -q | tar -C "$bundle" -xf - || { echo "bundle: extracting .gpu/$set failed" >&2; return 1; }
-      touch "$bundle/.unpacked-$set"
+      cp "$root/.gpu/$set/SHA256SUMS" "$bundle/.unpacked-$set"
     done
     export DOTNET_ROOT="$bundle/dotnet" PATH="$bundle/dotnet:$PATH"
     app_dir="$bundle/app"; models_dir="$bundle/models"
