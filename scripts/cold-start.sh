@@ -9,6 +9,8 @@
 # Each run also measures a second, warm all-miss run through the same cluster (a new load generator,
 # as the first): "warm" in the output, the reference the first run is compared with when the in-process
 # baseline is too noisy. CLUSTER_SILO_DLL / CLUSTER_GATEWAY_DLL run other builds (e.g. ReadyToRun).
+# WARM_UP=N IDLE=T: N misses through the cluster and T seconds idle before the measured run, to show what a
+# warm-up of that size before ready would buy (its own time is not added to "ready in").
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib/local-cluster.sh"
@@ -42,6 +44,10 @@ for r in $(seq "$runs"); do
     cluster_pids[1]=$!
     for _ in $(seq 1 600); do curl -fs http://127.0.0.1:8891/readyz >/dev/null 2>&1 && break; sleep 0.1; done
     ready=$(awk -v a="$launched" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+  fi
+  if [ "${WARM_UP:-0}" -gt 0 ]; then # what a warm-up before ready would buy: WARM_UP misses, then IDLE s for the compiler
+    REQUESTS=$WARM_UP cold_run >/dev/null
+    sleep "${IDLE:-0}"
   fi
   line=$(cold_run)
   warm=$(cold_run | python3 -c 'import json, sys; print(json.load(sys.stdin)["first"])')
