@@ -132,8 +132,9 @@ public sealed class ClusterReporter(
             return;
         }
 
+        var versions = local.Select(key => ModelGrainKey.TryParse(key, out var k) ? (k.Model, k.Version) : default).Where(v => v.Model is not null).Distinct().ToArray();
         var plan = ShardBalance.Plan(silo.SiloAddress.ToString(),
-            silos.Select(s => (s.Address!.ToString(), s.ModelGrains)).ToList());
+            silos.Select(s => (s.Address!.ToString(), s.ModelGrains, versions.Any(v => s.Serves(v.Model, v.Version)))).ToList());
         if (plan.Lightest is null)
         {
             return;

@@ -15,10 +15,13 @@ namespace Classifier.Grains.Cluster;
 public static class ShardBalance
 {
     /// <param name="self">This silo's name.</param>
-    /// <param name="shards">Every silo's name and ModelGrain count, this one included.</param>
+    /// <param name="silos">Every silo's name, ModelGrain count, and whether it serves the models of this silo's
+    /// shards. One that does not (its model failed to load) takes no part: it would always be the lightest, and
+    /// nothing could move to it, so the silos that could take shards would never get any.</param>
     /// <returns>The lightest silo (null when no move helps) and how many shards <paramref name="self"/> sends it.</returns>
-    public static (string? Lightest, int Moves) Plan(string self, IReadOnlyList<(string Silo, int Shards)> shards)
+    public static (string? Lightest, int Moves) Plan(string self, IReadOnlyList<(string Silo, int Shards, bool Serves)> silos)
     {
+        var shards = silos.Where(s => s.Serves || s.Silo == self).Select(s => (s.Silo, s.Shards)).ToList();
         if (shards.Count < 2)
         {
             return (null, 0);

@@ -60,14 +60,26 @@ public sealed class ShardBalanceTests
     {
         Assert.Equal([8, 8, 8, 8], Round([8, 8, 8, 8]));
         Assert.Equal([7, 6, 6, 6, 7], Round([7, 6, 6, 6, 7]));
-        Assert.Equal((null, 0), ShardBalance.Plan("a", [("a", 5)]));
+        Assert.Equal((null, 0), ShardBalance.Plan("a", [("a", 5, true)]));
+    }
+
+    [Fact]
+    public void ASiloWhoseModelFailedTakesNoPartAndTheOthersStillBalance()
+    {
+        // silo-02's model failed to load: it holds nothing and can take nothing; silo-03 joined and can.
+        bool[] serves = [true, true, false, true];
+        var after = Round([12, 12, 0, 0], serves);
+
+        Assert.Equal(0, after[2]);
+        Assert.Equal([8, 8, 0, 8], after);
+        Assert.Equal(after, Round(after, serves));
     }
 
     /// <summary>One round: every silo plans from the same counts, then every move lands.</summary>
-    private static int[] Round(int[] counts)
+    private static int[] Round(int[] counts, bool[]? serves = null)
     {
         var names = counts.Select((_, i) => $"silo-{i:D2}").ToArray();
-        var snapshot = names.Zip(counts, (n, c) => (n, c)).ToList();
+        var snapshot = names.Select((n, i) => (n, counts[i], serves?[i] ?? true)).ToList();
         var next = counts.ToArray();
         for (var i = 0; i < names.Length; i++)
         {
