@@ -13,7 +13,16 @@ if (args is ["symbolic-batch", var source, var target])
 {
     // On a borrowed GPU host (scripts/lib/bundle.sh): model-dynamic.onnx is made there from model.onnx rather than
     // carried, since the device tool carries 64 MiB a call and each file is 64 MB.
-    File.WriteAllBytes(target + ".tmp", SymbolicBatch.Rewrite(File.ReadAllBytes(source)));
+    try
+    {
+        File.WriteAllBytes(target + ".tmp", SymbolicBatch.Rewrite(File.ReadAllBytes(source)));
+    }
+    catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+    {
+        Console.Error.WriteLine($"error: {source} could not be given a symbolic batch dimension: {e.Message}");
+        return 1;
+    }
+
     File.Move(target + ".tmp", target, overwrite: true);
     return 0;
 }
