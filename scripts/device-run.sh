@@ -24,15 +24,16 @@ mkdir -p "$dest"
 work=/tmp/device-run-$what
 rm -rf "$work" && mkdir -p "$work"
 { nproc; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1; uname -r; } > "$work/host.txt"
-case "$what" in scale) limit=${LIMIT:-240} ;; *) limit=${LIMIT:-480} ;; esac
 case "$what" in
   scale)
-    OUT="$work" timeout "$limit" "$root/scripts/scale-check.sh" > "$work/scale-check.out" 2>&1
+    limit=${LIMIT:-240}
+    OUT="$work" timeout "$limit" "$root/scripts/scale-check.sh" > "$work/$what.out" 2>&1
     rc=$?
     cp "$work/scale.md" "$dest/scale.md" 2>/dev/null ;;
   gpu)
+    limit=${LIMIT:-480}
     OUT="$work" DEVICES="${DEVICES:-cuda cpu}" BENCH_REQUESTS="${BENCH_REQUESTS:-1500}" RESNET_REQUESTS="${RESNET_REQUESTS:-800}" \
-      BENCH_TIMEOUT="${BENCH_TIMEOUT:-60}" timeout "$limit" "$root/scripts/gpu-check.sh" > "$work/gpu-check.out" 2>&1
+      BENCH_TIMEOUT="${BENCH_TIMEOUT:-60}" timeout "$limit" "$root/scripts/gpu-check.sh" > "$work/$what.out" 2>&1
     rc=$?
     cat "$work/gpu-check.md" "$work"/bench-*.md > "$dest/gpu.md" 2>/dev/null ;;
   *)
@@ -40,6 +41,6 @@ case "$what" in
     exit 2 ;;
 esac
 tar -C "$work" -czf "$dest/$what-results.tar.gz" .
-tail -n 40 "$work/$( [ "$what" = scale ] && echo scale-check || echo gpu-check).out"
+tail -n 40 "$work/$what.out"
 echo "device-run $what: rc $rc (124: stopped at its limit, $limit s); results in $dest/$what-results.tar.gz"
 exit $rc

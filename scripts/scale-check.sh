@@ -117,10 +117,11 @@ for n in $counts; do
   echo "$n silos, $g gateway(s): $(cat "$out/scale-$n.json")" >&2
 done
 
-python3 - "$out" "$cores" "$silo_cores" "$per_silo" "$model" "$shards" "$small" $counts <<'PY' | tee "$out/scale.md"
+python3 - "$out" "$cores" "$silo_cores" "$per_silo" "$model" "$shards" "$small" $(for n in $counts; do echo "$n:$(gateways_for "$n")"; done) <<'PY' | tee "$out/scale.md"
 import json, statistics, sys
 out, cores, silo_cores, per_silo, model, shards, small = sys.argv[1:8]
-counts = [int(c) for c in sys.argv[8:]]
+gateways = {int(n): int(g) for n, g in (a.split(":") for a in sys.argv[8:])}  # silo count: gateways it ran with
+counts = list(gateways)
 runs = {n: json.load(open(f"{out}/scale-{n}.json")) for n in counts}
 print(f"# Scale-out, {cores} cores, {silo_cores} core(s) per silo, {per_silo} gateways per silo, model {model}, {shards} shards")
 if small == "1":
@@ -135,8 +136,7 @@ for workload in range(len(runs[counts[0]])):
         r = runs[n][workload]
         each = r["SiloCpuMsEach"]
         spread = max(each) / statistics.mean(each) if statistics.mean(each) > 0 else 0
-        gateways = max(1, -(-n * float(per_silo) // 1))
-        print(f"| {n} | {int(gateways)} | {r['Throughput']:.0f} | {r['Throughput'] / (n * one):.2f} | {r['P50Ms']:.2f} | {r['P99Ms']:.2f} | {r['Errors']} | {r['HitRate']:.2f} "
+        print(f"| {n} | {gateways[n]} | {r['Throughput']:.0f} | {r['Throughput'] / (n * one):.2f} | {r['P50Ms']:.2f} | {r['P99Ms']:.2f} | {r['Errors']} | {r['HitRate']:.2f} "
               f"| {r['GatewayCpuMs']:.2f} / {r['SiloCpuMs']:.2f} / {r['ClientCpuMs']:.2f} | {spread:.2f} |")
 miss = [(n, runs[n][0]["Throughput"] / (n * runs[counts[0]][0]["Throughput"] / counts[0])) for n in counts]
 worst = min(e for _, e in miss)
