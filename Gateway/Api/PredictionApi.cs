@@ -42,7 +42,7 @@ public static class PredictionApi
     /// <summary>Parsed query parameters shared by both endpoints.</summary>
     private readonly record struct Query(string Model, string? Version, int TopK, ProblemHttpResult? Problem);
 
-    public static async Task<Results<Ok<PredictionResponse>, ProblemHttpResult>> PredictAsync(
+    public static async Task<Results<JsonAnswer<PredictionResponse>, ProblemHttpResult>> PredictAsync(
         HttpRequest request, ClusterView cluster, PredictionRouter router, UploadBudget budget, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
@@ -62,13 +62,13 @@ public static class PredictionApi
         var reply = await router.PredictAsync(query.Model, route.Version!, upload.Bytes, query.TopK, route.ShardCount, cancellationToken, serving: route.Serving);
         return reply switch
         {
-            { Prediction: { } p } => TypedResults.Ok(ToResponse(p, started)),
+            { Prediction: { } p } => new JsonAnswer<PredictionResponse>(ToResponse(p, started), GatewayJson.Default.PredictionResponse),
             { Error: { } e } => Problems.Of(e, request.HttpContext.Response),
             _ => Problems.NoSilo(request.HttpContext.Response),
         };
     }
 
-    public static async Task<Results<Ok<BatchResponse>, ProblemHttpResult>> PredictBatchAsync(
+    public static async Task<Results<JsonAnswer<BatchResponse>, ProblemHttpResult>> PredictBatchAsync(
         HttpRequest request, ClusterView cluster, PredictionRouter router, UploadBudget budget, IOptions<GatewayOptions> options, CancellationToken cancellationToken)
     {
         var settings = options.Value;
@@ -125,7 +125,7 @@ public static class PredictionApi
             Problems.RetryAfter(request.HttpContext.Response, retryAfter);
         }
 
-        return TypedResults.Ok(new BatchResponse(items));
+        return new JsonAnswer<BatchResponse>(new BatchResponse(items), GatewayJson.Default.BatchResponse);
     }
 
     private static ProblemHttpResult UploadProblem(HttpResponse response, Upload upload) => upload.Status == StatusCodes.Status503ServiceUnavailable

@@ -34,6 +34,27 @@ public sealed class GatewayEndToEndTests(ProcessClusterFixture cluster)
         Assert.Equal("180", down.GetProperty("predictions")[0].GetProperty("label").GetString());
     }
 
+    [Fact]
+    public async Task PredictionAnswersCarryTheirLengthAndAreNotChunked()
+    {
+        var image = TextImages.Render("answered with a length");
+
+        using var miss = await Http.PostAsync(cluster.GatewayUrl + "/predict", Raw(image, "image/png"));
+        using var hit = await Http.PostAsync(cluster.GatewayUrl + "/predict", Raw(image, "image/png"));
+        using var batch = await Http.PostAsync(cluster.GatewayUrl + "/predict/batch", Form(("images", image, "a.png", "image/png"), ("images", image, "b.png", "image/png")));
+
+        foreach (var response in new[] { miss, hit, batch })
+        {
+            var body = await response.Content.ReadAsByteArrayAsync();
+            Assert.True(response.IsSuccessStatusCode, System.Text.Encoding.UTF8.GetString(body));
+            Assert.Equal(body.Length, response.Content.Headers.ContentLength);
+            Assert.NotEqual(true, response.Headers.TransferEncodingChunked);
+            Assert.Equal("application/json; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+        }
+
+        Assert.True((await hit.JsonAsync()).GetProperty("cached").GetBoolean());
+    }
+
     [Theory]
     [InlineData("upright.png", "0")]
     [InlineData("upside-down.png", "180")]
