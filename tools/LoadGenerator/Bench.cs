@@ -298,11 +298,15 @@ public static class Bench
     /// The first all-miss run a freshly started cluster serves, against the in-process batch-1 baseline measured just
     /// before it (while the cluster waits, as a new pod waits for traffic): how far a cold cluster is from full speed.
     /// </summary>
+    /// <summary>Requests the client's own path runs on loopback before a cold measurement (<see cref="ClientWarmUp"/>).</summary>
+    private const int ClientWarmUpRequests = 3000;
+
     public static async Task<(BenchResult Baseline, BenchResult Cluster)> ColdAsync(HttpClient http, string gatewayUrl, string modelRepository, string model, int requests, int concurrency, string device, (string Gateway, string Silo)? cpuFrom = null)
     {
         var baseline = Baseline(modelRepository, model, Math.Min(requests, 2000), concurrency, device, batches: [1])[0];
         var seed = Random.Shared.Next(1 << 20) * 4096;
         var misses = Enumerable.Range(0, requests).Select(i => Soak.Image(seed + i)).ToArray();
+        await ClientWarmUp.RunAsync(http, ClientWarmUpRequests, concurrency, i => misses[i % Math.Min(misses.Length, 200)]);
         // In sixths, to show how throughput climbs as the processes warm up.
         var url = $"{gatewayUrl}/predict?model={Uri.EscapeDataString(model)}";
         var part = Math.Max(1, requests / 6);
