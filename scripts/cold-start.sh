@@ -11,15 +11,27 @@
 # baseline is too noisy. CLUSTER_SILO_DLL / CLUSTER_GATEWAY_DLL run other builds (e.g. ReadyToRun).
 # WARM_UP=N IDLE=T: N misses through the cluster and T seconds idle before the measured run, to show what a
 # warm-up of that size before ready would buy (its own time is not added to "ready in").
+# PIN=N (hosts of at least 3N cores): the silo, the gateway and the load generator each on N cores of their own
+# (taskset), to tell what on two shared cores is the cores' doing.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib/local-cluster.sh"
+source "$root/scripts/lib/bundle.sh"
 runs=${RUNS:-3}
 out="$root/.run/cold"
 mkdir -p "$out"
-"$root/scripts/fetch-models.sh" >/dev/null || exit 1
-dotnet build "$root/Cluster.sln" -c Release -nologo -v quiet -clp:ErrorsOnly >"$out/build.log" 2>&1 || { cat "$out/build.log"; exit 1; }
-export LOCAL_CLUSTER_BUILT=1
+# Before anything is built: a host too small to pin is told so.
+client_pin=()
+if [ -n "${PIN:-}" ]; then
+  [ "$(nproc)" -ge $((3 * PIN)) ] && command -v taskset >/dev/null || { echo "cold-start: PIN=$PIN needs $((3 * PIN)) cores and taskset; this host has $(nproc)" >&2; exit 2; }
+  export SILO_PIN="taskset -c 0-$((PIN - 1))" GATEWAY_PIN="taskset -c $PIN-$((2 * PIN - 1))"
+  client_pin=(taskset -c "$((2 * PIN))-$((3 * PIN - 1))")
+fi
+# Built here, or on a borrowed host without the SDK the bundle of scripts/gpu-bundle.sh (scripts/device-run.sh cold).
+use_bundle_or_build "$root" >"$out/build.log" 2>&1 || { cat "$out/build.log"; exit 1; }
+export LOCAL_CLUSTER_BUILT=1 CLUSTER_MODELS="$models_dir"
+export CLUSTER_SILO_DLL="${CLUSTER_SILO_DLL:-$(app_dll "$root" silo)}" CLUSTER_GATEWAY_DLL="${CLUSTER_GATEWAY_DLL:-$(app_dll "$root" gateway)}"
+loadgen_dll=$(app_dll "$root" loadgen)
 for e in ${ENV_EXTRA:-}; do export "${e?}"; done
 read -r -a GATEWAY_ARGS <<<"${GATEWAY_EXTRA:-}"
 lines=()
@@ -28,9 +40,9 @@ lines=()
 cold_run() {
   local unset_extra=()
   for e in ${ENV_EXTRA:-}; do unset_extra+=(-u "${e%%=*}"); done
-  env ${unset_extra[@]+"${unset_extra[@]}"} dotnet "$root/tools/LoadGenerator/bin/Release/net10.0/Classifier.LoadGenerator.dll" cold --gateway http://127.0.0.1:8891 \
+  ${client_pin[@]+"${client_pin[@]}"} env ${unset_extra[@]+"${unset_extra[@]}"} dotnet "$loadgen_dll" cold --gateway http://127.0.0.1:8891 \
     --cpu-from http://127.0.0.1:8891/metrics,http://127.0.0.1:9891/metrics \
-    --models "$root/models" --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" 2>>"$out/load.log"
+    --models "$models_dir" --requests "${REQUESTS:-3000}" --concurrency "${CONCURRENCY:-8}" 2>>"$out/load.log"
 }
 for r in $(seq "$runs"); do
   start_local_cluster cold 9891 11891 30891 8891 "$@" || exit 1
@@ -39,7 +51,7 @@ for r in $(seq "$runs"); do
     cold_run >/dev/null
     kill "${cluster_pids[1]}" && wait "${cluster_pids[1]}" 2>/dev/null
     launched=$(date +%s.%N)
-    dotnet "${CLUSTER_GATEWAY_DLL:-$root/Gateway/bin/Release/net10.0/Classifier.Gateway.dll}" --urls http://127.0.0.1:8891 \
+    ${GATEWAY_PIN:-} dotnet "$CLUSTER_GATEWAY_DLL" --urls http://127.0.0.1:8891 \
       --Cluster:GatewayPorts:0 30891 --Cluster:ClusterId cold --Cluster:ServiceId cold ${GATEWAY_ARGS[@]+"${GATEWAY_ARGS[@]}"} >"$root/.run/cold/gateway-2.log" 2>&1 &
     cluster_pids[1]=$!
     for _ in $(seq 1 600); do curl -fs http://127.0.0.1:8891/readyz >/dev/null 2>&1 && break; sleep 0.1; done

@@ -2,9 +2,11 @@
 # scripts/gpu-bundle.sh when present (hosts without the .NET SDK: the runtime, the published apps and the
 # models; .gpu/cuda adds ONNX Runtime's CUDA provider and resnet18), else builds here. Sets app_dir (the
 # folder of the silo, gateway and load generator DLLs) and models_dir, and puts the bundle's dotnet first on PATH.
+# Where a .NET SDK is installed it builds instead, so that a bundle left from an earlier session is never run in
+# place of the code checked out (USE_BUNDLE=1 runs the bundle anyway).
 use_bundle_or_build() {
   local root=$1
-  if [ -f "$root/.gpu/cpu/SHA256SUMS" ]; then
+  if [ -f "$root/.gpu/cpu/SHA256SUMS" ] && { [ "${USE_BUNDLE:-}" = 1 ] || ! dotnet --list-sdks 2>/dev/null | grep -q .; }; then
     local bundle=${BUNDLE_DIR:-/tmp/classifier-bundle} set
     local zstd_bin
     zstd_bin=$(command -v zstd || echo "$root/.gpu/zstd") # gpu-bundle.sh ships one: some GPU images lack it

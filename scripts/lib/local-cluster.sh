@@ -2,7 +2,9 @@
 # Builds (Release), fetches the default model, starts one silo and the gateway in the background,
 # waits for readiness, and stops both when the calling script exits. Logs go to .run/NAME/.
 # May be called more than once (several clusters side by side); GATEWAY_ARGS (an array) goes to the gateway;
-# CLUSTER_SILO_DLL / CLUSTER_GATEWAY_DLL start other builds than bin/Release (e.g. a ReadyToRun publish).
+# CLUSTER_SILO_DLL / CLUSTER_GATEWAY_DLL start other builds than bin/Release (e.g. a ReadyToRun publish);
+# SILO_PIN / GATEWAY_PIN (e.g. "taskset -c 0-1") prefix the two processes' commands; CLUSTER_MODELS is the
+# silo's model repository (models/ by default).
 start_local_cluster() {
   local name=$1 silo_http=$2 silo_port=$3 silo_gateway=$4 gateway_http=$5
   shift 5
@@ -18,11 +20,11 @@ start_local_cluster() {
   local launched
   launched=$(date +%s.%N)
   trap 'for p in "${cluster_pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null' EXIT
-  dotnet "${CLUSTER_SILO_DLL:-$root/Silo/bin/Release/net10.0/Classifier.Silo.dll}" --urls "http://127.0.0.1:$silo_http" --Models:Repository "$root/models" \
+  ${SILO_PIN:-} dotnet "${CLUSTER_SILO_DLL:-$root/Silo/bin/Release/net10.0/Classifier.Silo.dll}" --urls "http://127.0.0.1:$silo_http" --Models:Repository "${CLUSTER_MODELS:-$root/models}" \
     --Cluster:SiloPort "$silo_port" --Cluster:GatewayPort "$silo_gateway" --Cluster:PrimarySiloPort "$silo_port" \
     --Cluster:ClusterId "$name" --Cluster:ServiceId "$name" "$@" >"$logs/silo.log" 2>&1 &
   cluster_pids+=($!)
-  dotnet "${CLUSTER_GATEWAY_DLL:-$root/Gateway/bin/Release/net10.0/Classifier.Gateway.dll}" --urls "http://127.0.0.1:$gateway_http" \
+  ${GATEWAY_PIN:-} dotnet "${CLUSTER_GATEWAY_DLL:-$root/Gateway/bin/Release/net10.0/Classifier.Gateway.dll}" --urls "http://127.0.0.1:$gateway_http" \
     --Cluster:GatewayPorts:0 "$silo_gateway" --Cluster:ClusterId "$name" --Cluster:ServiceId "$name" ${GATEWAY_ARGS[@]+"${GATEWAY_ARGS[@]}"} >"$logs/gateway.log" 2>&1 &
   cluster_pids+=($!)
   for _ in $(seq 1 600); do

@@ -23,6 +23,17 @@ public sealed class BorrowedHostScriptTests
     }
 
     [Fact]
+    public async Task ColdStartRefusesToPinMoreCoresThanTheHostHas()
+    {
+        // device-run.sh cold pins each process to cores of its own (PIN=2); 64 each fits no host that runs these tests.
+        var (exitCode, stdout, stderr) = await Tool.RunSeparatelyAsync("env", ["PIN=64", "bash", "scripts/cold-start.sh"]);
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("cold-start: PIN=64 needs 192 cores and taskset; this host has ", stderr);
+        Assert.DoesNotContain("Build succeeded", stdout + stderr);
+    }
+
+    [Fact]
     public async Task ABundleMissingAPartIsRefusedNamingThePart()
     {
         var root = Directory.CreateTempSubdirectory("bundle-").FullName;
@@ -46,5 +57,5 @@ public sealed class BorrowedHostScriptTests
     }
 
     private static Task<(int ExitCode, string Output)> UnpackAsync(string root) =>
-        Tool.RunAsync("env", ["BUNDLE_DIR=" + Path.Combine(root, "unpacked"), "bash", "-c", "source scripts/lib/bundle.sh && use_bundle_or_build \"$0\"", root]);
+        Tool.RunAsync("env", ["USE_BUNDLE=1", "BUNDLE_DIR=" + Path.Combine(root, "unpacked"), "bash", "-c", "source scripts/lib/bundle.sh && use_bundle_or_build \"$0\"", root]);
 }
