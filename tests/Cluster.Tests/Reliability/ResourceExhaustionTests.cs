@@ -200,6 +200,44 @@ public sealed class ResourceExhaustionTests(LimitedClusterFixture cluster, ITest
     }
 
     [Fact]
+    public async Task MoreDistinctAnswersThanTheNearCacheHoldsKeepItAtItsBoundsWithinTheGatewaysLimit()
+    {
+        // Every answer a shard gives is copied into the gateway's near cache: a client sending nothing but new
+        // images must leave it at its entry bound, inside its byte bound, with the gateway under its 512 MiB.
+        var image = TextImages.Render("near cache bound", height: 40);
+        var capacity = (int)await GatewayMetricAsync("gateway_near_cache_capacity");
+        var evictionsBefore = await GatewayMetricAsync("gateway_near_cache_evictions_total");
+        var count = capacity + 1000;
+        var statuses = new int[count];
+        var next = -1;
+
+        var measured = await cluster.MeasureAsync($"{count} distinct images, 16 clients", async () =>
+        {
+            await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < count)
+                {
+                    using var response = await PostAsync(Variant(image, 50_000 + i), "image/png");
+                    statuses[i] = (int)response.StatusCode;
+                    AssertRetryable(response);
+                }
+            }));
+            return LimitedClusterFixture.Describe(statuses);
+        }, output);
+
+        Assert.All(statuses, status => Assert.True(status is 200 or 429 or 503, $"an image answered {status}"));
+        var answered = statuses.Count(s => s == 200);
+        Assert.True(answered > capacity, $"only {answered} of {count} images were answered; the test needs more than {capacity}");
+        Assert.Equal(4096, capacity); // the default, Gateway:NearCacheEntries
+        Assert.Equal(capacity, await GatewayMetricAsync("gateway_near_cache_entries"));
+        Assert.InRange(await GatewayMetricAsync("gateway_near_cache_bytes"), 1, 16 * MiB);
+        Assert.True(await GatewayMetricAsync("gateway_near_cache_evictions_total") - evictionsBefore >= answered - capacity);
+        cluster.AssertBothAlive("more distinct answers than the near cache holds");
+        Assert.True(measured.GatewayPeakBytes < LimitedClusterFixture.GatewayLimitBytes, $"gateway peaked at {measured.GatewayPeakBytes / MiB} MiB");
+    }
+
+    [Fact]
     public async Task TwoHundredNineMegabyteUploadsAtOnceGetOnlySuccessOrRetryableRefusals()
     {
         var image = AttackImages.NoisePng(1730, 1730, seed: 7);
@@ -377,10 +415,13 @@ public sealed class ResourceExhaustionTests(LimitedClusterFixture cluster, ITest
         }
     }
 
-    private async Task<double> GatewayUploadBytesInFlightAsync()
+    private Task<double> GatewayUploadBytesInFlightAsync() => GatewayMetricAsync("gateway_upload_bytes_in_flight");
+
+    /// <summary>A gateway series without labels, from its /metrics.</summary>
+    private async Task<double> GatewayMetricAsync(string name)
     {
         var text = await cluster.Http.GetStringAsync(cluster.GatewayUrl + "/metrics");
-        var line = text.Split('\n').Single(l => l.StartsWith("gateway_upload_bytes_in_flight ", StringComparison.Ordinal));
+        var line = text.Split('\n').Single(l => l.StartsWith(name + " ", StringComparison.Ordinal));
         return double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
     }
 
