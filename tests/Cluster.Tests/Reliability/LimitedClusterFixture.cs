@@ -153,6 +153,10 @@ public sealed class LimitedClusterFixture : IAsyncLifetime
         Directory.CreateDirectory(folder);
         await File.WriteAllTextAsync(Path.Combine(folder, "attacks.md"), report.ToString());
 
+        // Both processes' logs beside the table, so a failed attack in CI can be read afterwards.
+        await File.WriteAllTextAsync(Path.Combine(folder, "limited-silo.log"), Silo.Output);
+        await File.WriteAllTextAsync(Path.Combine(folder, "limited-gateway.log"), Gateway.Output);
+
         await Silo.DisposeAsync();
         await Gateway.DisposeAsync();
         SiloMemory.Dispose();
